@@ -1,0 +1,55 @@
+# Two entry points that do all set-up on a fresh machine:
+#   make bench   build, then benchmark fastloop against asyncio and uvloop
+#   make test    build, then run the tests
+# PYTHON picks the interpreter (default python3.11); a pyenv-installed
+# version that is not on PATH (make test PYTHON=python3.12) is found too.
+
+PYTHON ?= python3.11
+PY := $(shell command -v $(PYTHON) >/dev/null 2>&1 && $(PYTHON) -c "" 2>/dev/null && command -v $(PYTHON) || ls $(HOME)/.pyenv/versions/*/bin/$(PYTHON) 2>/dev/null | tail -n 1)
+ifeq ($(PY),)
+PY := $(shell command -v python3)
+endif
+PYVER := $(shell $(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
+VENV ?= $(if $(filter 3.11,$(PYVER)),.venv,.venv-$(PYVER))
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.fastloop-installed
+export FASTLOOP_WERROR := 1
+
+.PHONY: all build test bench bench-instructions compat libev clean format
+
+all: build
+
+libev:
+	@if [ ! -e /usr/include/ev.h ] && [ ! -e /usr/local/include/ev.h ]; then \
+	    echo "installing libev-dev"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libev-dev; \
+	fi
+
+$(STAMP): pyproject.toml setup.py | libev
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip setuptools wheel
+	$(VPY) -m pip install -q --no-build-isolation -e '.[test,bench]'
+	touch $(STAMP)
+
+build: $(STAMP)
+	$(VPY) setup.py -q build_ext --inplace
+
+test: build
+	$(VPY) -m pytest -q tests
+
+compat: build
+	$(VPY) tests/cpython/run.py
+
+bench: build
+	$(VPY) -m benchmarks
+
+bench-instructions: build
+	@command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq valgrind; }
+	$(VPY) -m benchmarks --instructions
+
+format:
+	clang-format -i src/*.c src/*.h
+
+clean:
+	rm -rf build fastloop/*.so *.egg-info

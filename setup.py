@@ -1,0 +1,102 @@
+"""Build fastloop._core from src/*.c against the system's libev.
+
+libev is found with pkg-config when it ships a .pc file, otherwise in the
+standard include and library directories.  When it cannot be found the build
+stops with one line that names the package to install.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+from setuptools import Extension, setup
+
+MISSING_LIBEV = (
+    "fastloop: libev not found; install it first "
+    "(Debian/Ubuntu: apt-get install libev-dev, Fedora: dnf install "
+    "libev-devel, macOS: brew install libev)"
+)
+
+STANDARD_PREFIXES = ["/usr", "/usr/local", "/opt/homebrew", "/opt/local"]
+
+
+def pkg_config_libev():
+    if shutil.which("pkg-config") is None:
+        return None
+    try:
+        cflags = subprocess.run(
+            ["pkg-config", "--cflags", "libev"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()
+        libs = subprocess.run(
+            ["pkg-config", "--libs", "libev"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()
+    except subprocess.CalledProcessError:
+        return None
+    return {
+        "include_dirs": [f[2:] for f in cflags if f.startswith("-I")],
+        "library_dirs": [f[2:] for f in libs if f.startswith("-L")],
+    }
+
+
+def search_libev():
+    extra = [
+        p for v in ("CPATH", "C_INCLUDE_PATH")
+        for p in os.environ.get(v, "").split(os.pathsep) if p
+    ]
+    include_dirs = extra + [p + "/include" for p in STANDARD_PREFIXES]
+    for inc in include_dirs:
+        if os.path.exists(os.path.join(inc, "ev.h")):
+            prefix = os.path.dirname(inc)
+            lib_dirs = [
+                d for d in glob.glob(prefix + "/lib*") + glob.glob(prefix + "/lib/*-linux-gnu")
+                if glob.glob(d + "/libev.*")
+            ]
+            if not inc.startswith("/usr/include"):
+                return {"include_dirs": [inc], "library_dirs": lib_dirs}
+            return {"include_dirs": [], "library_dirs": lib_dirs}
+    return None
+
+
+def find_libev():
+    # "egg_info", "sdist" and "--help" need no compiler and no libev.
+    if not any(cmd.startswith(("build", "install", "develop", "bdist", "editable_wheel"))
+               for cmd in sys.argv[1:]):
+        return {"include_dirs": [], "library_dirs": []}
+    found = pkg_config_libev() or search_libev()
+    if found is None:
+        sys.exit(MISSING_LIBEV)
+    return found
+
+
+def compile_args():
+    args = ["-std=c11", "-O2", "-fno-strict-aliasing"]
+    if os.environ.get("FASTLOOP_WERROR"):
+        # The two -Wno- flags are the ones CPython's own build adds to
+        # -Wextra: C-API callbacks have fixed signatures, and type slots are
+        # left zero on purpose.
+        args += ["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+                 "-Wno-missing-field-initializers"]
+    if os.environ.get("FASTLOOP_DEBUG"):
+        args += ["-O0", "-g", "-UNDEBUG"]
+    return args
+
+
+libev = find_libev()
+
+setup(
+    ext_modules=[
+        Extension(
+            "fastloop._core",
+            sources=sorted(glob.glob("src/*.c")),
+            depends=sorted(glob.glob("src/*.h")),
+            include_dirs=["src"] + libev["include_dirs"],
+            library_dirs=libev["library_dirs"],
+            libraries=["ev"],
+            extra_compile_args=compile_args(),
+        )
+    ],
+)

@@ -1,0 +1,44 @@
+/* handle.h: Handle and TimerHandle, asyncio's public callback handles.
+ *
+ * handle.c owns both types.  A Handle is what call_soon, add_reader and
+ * add_signal_handler return; a TimerHandle is what call_later/call_at
+ * return, and sits in its loop's timer heap until it runs or is cancelled.
+ */
+#ifndef FL_HANDLE_H
+#define FL_HANDLE_H
+
+#include "module.h"
+
+typedef struct fl_handle {
+    PyObject_HEAD
+    PyObject *callback; /* NULL once cancelled */
+    PyObject *args;     /* tuple; NULL once cancelled */
+    PyObject *context;  /* contextvars.Context */
+    PyObject *loop;     /* the loop it was created for */
+    PyObject *source_traceback; /* debug mode only, else NULL */
+    PyObject *repr;     /* repr saved at cancel() in debug mode */
+    PyObject *weakreflist;
+    char cancelled;
+    char scheduled;     /* TimerHandle: in the loop's heap */
+    double when;        /* TimerHandle only */
+    unsigned long long seq;  /* TimerHandle: FIFO order among equal `when` */
+    Py_ssize_t heap_index;   /* TimerHandle: position in the heap */
+} FLHandle;
+
+extern PyTypeObject FLHandle_Type;
+extern PyTypeObject FLTimerHandle_Type;
+
+/* New Handle for `callback(*args)`.  `args` is a tuple (new reference
+ * taken); `context` may be NULL or None for a copy of the current one. */
+FLHandle *fl_handle_new(PyTypeObject *type, PyObject *loop,
+                        PyObject *callback, PyObject *args,
+                        PyObject *context);
+
+/* Run the handle's callback in its context.  0 on success or when it was
+ * cancelled; -1 with the callback's exception set. */
+int fl_handle_run(FLHandle *handle);
+
+/* Mark cancelled and drop the callback and arguments. */
+void fl_handle_cancel(FLHandle *handle);
+
+#endif /* FL_HANDLE_H */

@@ -1,0 +1,113 @@
+/* loop.h: the event loop object and its C-level scheduling API.
+ *
+ * loop.c owns FLLoop: the libev loop, the ready queue, the timer heap, the
+ * run loop, time, stop/close and the exception-handler plumbing.  Other C
+ * files (handles, futures, tasks, transports) schedule work through the
+ * functions declared here instead of through Python method calls.
+ */
+#ifndef FL_LOOP_H
+#define FL_LOOP_H
+
+#include "module.h"
+#include <ev.h>
+
+struct fl_handle;
+struct fl_io_watch;
+
+/* A C callback run from the ready queue.  `a` and `b` are borrowed for the
+ * duration of the call (the queue owns one reference to each non-NULL one).
+ * Returns 0 on success, or -1 with an exception set: the loop then reports
+ * the exception through call_exception_handler (or propagates it out of
+ * run_forever when it is SystemExit or KeyboardInterrupt). */
+typedef int (*fl_ready_fn)(PyObject *a, PyObject *b);
+
+typedef struct {
+    fl_ready_fn fn; /* NULL: `a` is a Handle to run */
+    PyObject *a;
+    PyObject *b;
+} fl_ready_entry;
+
+typedef struct {
+    PyObject_HEAD
+    struct ev_loop *evloop;
+    PyThreadState *released_tstate; /* set while the GIL is released in poll */
+    int poll_may_block;             /* GIL released around this poll only */
+
+    /* Ready queue: a ring buffer; capacity is a power of two. */
+    fl_ready_entry *ready;
+    Py_ssize_t ready_head;
+    Py_ssize_t ready_len;
+    Py_ssize_t ready_cap;
+
+    /* Timer heap: binary min-heap ordered by (when, sequence). */
+    struct fl_handle **timers;
+    Py_ssize_t ntimers;
+    Py_ssize_t timers_cap;
+    unsigned long long timer_seq;
+
+    ev_timer poll_timer; /* bounds the poll to the earliest timer */
+    ev_async wakeup;     /* call_soon_threadsafe from any thread */
+
+    /* add_reader/add_writer: one slot per fd, indexed by fd. */
+    struct fl_io_watch **io;
+    Py_ssize_t io_cap;
+
+    /* Signals (main thread): the socket given to signal.set_wakeup_fd. */
+    int signal_rfd;
+    int signal_wfd;
+    ev_io signal_watcher;
+    PyObject *old_wakeup_fd;      /* what set_wakeup_fd returned, or NULL */
+    struct fl_handle *signal_handlers[NSIG];
+
+    int running;
+    int stopping;
+    int closed;
+    int debug;
+    unsigned long thread_id; /* 0 when not running */
+    double slow_callback_duration;
+    struct fl_handle *current_handle; /* debug mode only; borrowed */
+
+    PyObject *exception_handler; /* None or a callable */
+    PyObject *task_factory;      /* None or a callable */
+    PyObject *weakreflist;
+} FLLoop;
+
+extern PyTypeObject FLLoop_Type;
+
+static inline int
+FLLoop_Check(PyObject *op)
+{
+    return PyObject_TypeCheck(op, &FLLoop_Type);
+}
+
+/* Monotonic time in seconds, the clock of time.monotonic(). */
+double fl_monotonic(void);
+
+/* Append a C callback to the ready queue; it runs in a later iteration, in
+ * FIFO order with call_soon handles.  Takes new references to `a` and `b`
+ * (either may be NULL).  Returns 0, or -1 with MemoryError set.  Needs the
+ * GIL; safe from any thread that holds it (the loop is woken up). */
+int fl_loop_enqueue(FLLoop *loop, fl_ready_fn fn, PyObject *a, PyObject *b);
+
+/* Append a Handle to the ready queue (new reference taken). */
+int fl_loop_enqueue_handle(FLLoop *loop, struct fl_handle *handle);
+
+/* Timer heap, used by TimerHandle. */
+int fl_loop_add_timer(FLLoop *loop, struct fl_handle *timer);
+void fl_loop_remove_timer(FLLoop *loop, struct fl_handle *timer);
+
+/* Report `exc` (or the current exception when exc is NULL) through
+ * loop.call_exception_handler({'message': message, 'exception': exc,
+ * <extra_key>: extra}).  Never fails: errors inside the handler are written
+ * as unraisable.  extra_key/extra may be NULL. */
+void fl_loop_report_exception(PyObject *loop, const char *message,
+                              PyObject *exc, PyObject *extra_key,
+                              PyObject *extra);
+
+/* RuntimeError('Event loop is closed') when closed; 0 otherwise. */
+int fl_loop_check_closed(FLLoop *loop);
+
+/* Debug-mode check that the caller runs in the loop's thread. */
+int fl_loop_check_thread(FLLoop *loop);
+
+#endif /* FL_LOOP_H */

@@ -1,0 +1,80 @@
+/* module.c: fastloop._core module init.
+ *
+ * Owns the module-state instance (fl_state) and the import of the asyncio
+ * pieces the C code calls on cold paths (formatting, logging, debug checks).
+ */
+#include "module.h"
+
+fl_module_state fl_state;
+
+static PyObject *
+import_attr(const char *module_name, const char *attr)
+{
+    PyObject *module = PyImport_ImportModule(module_name);
+    if (module == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyObject_GetAttrString(module, attr);
+    Py_DECREF(module);
+    return value;
+}
+
+#define INTERN(field, text)                                                  \
+    do {                                                                     \
+        fl_state.field = PyUnicode_InternFromString(text);                   \
+        if (fl_state.field == NULL) {                                        \
+            return -1;                                                       \
+        }                                                                    \
+    } while (0)
+
+#define IMPORT(field, module_name, attr)                                     \
+    do {                                                                     \
+        fl_state.field = import_attr(module_name, attr);                     \
+        if (fl_state.field == NULL) {                                        \
+            return -1;                                                       \
+        }                                                                    \
+    } while (0)
+
+static int
+fill_state(void)
+{
+    fl_state.asyncio_events = PyImport_ImportModule("asyncio.events");
+    if (fl_state.asyncio_events == NULL) {
+        return -1;
+    }
+    IMPORT(format_callback_source, "asyncio.format_helpers",
+           "_format_callback_source");
+    IMPORT(extract_stack, "asyncio.format_helpers", "extract_stack");
+    IMPORT(iscoroutine, "asyncio.coroutines", "iscoroutine");
+    IMPORT(iscoroutinefunction, "asyncio.coroutines", "iscoroutinefunction");
+    IMPORT(logger, "asyncio.log", "logger");
+    INTERN(str_call_exception_handler, "call_exception_handler");
+    INTERN(str_message, "message");
+    INTERN(str_exception, "exception");
+    INTERN(str_handle, "handle");
+    INTERN(str_source_traceback, "source_traceback");
+    INTERN(str_warning, "warning");
+    return 0;
+}
+
+static struct PyModuleDef fl_module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "fastloop._core",
+    .m_doc = "fastloop's C core: the libev event loop, handles, futures.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    PyObject *module = PyModule_Create(&fl_module_def);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (fill_state() < 0 || fl_handle_init(module) < 0 ||
+        fl_loop_init(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

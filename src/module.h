@@ -1,0 +1,36 @@
+/* module.h: state shared by every C file of fastloop._core.
+ *
+ * Owns the module-state struct that caches the asyncio objects the C code
+ * needs.  Single-phase init: one global instance, filled by module.c before
+ * any type is used.  Every cached object is a strong reference.
+ */
+#ifndef FL_MODULE_H
+#define FL_MODULE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+typedef struct {
+    PyObject *asyncio_events;       /* module asyncio.events */
+    PyObject *format_callback_source; /* asyncio.format_helpers._format_callback_source */
+    PyObject *extract_stack;        /* asyncio.format_helpers.extract_stack */
+    PyObject *iscoroutine;          /* asyncio.coroutines.iscoroutine */
+    PyObject *iscoroutinefunction;  /* asyncio.iscoroutinefunction */
+    PyObject *logger;               /* asyncio.log.logger */
+    PyObject *str_call_exception_handler;
+    PyObject *str_message;
+    PyObject *str_exception;
+    PyObject *str_handle;
+    PyObject *str_source_traceback;
+    PyObject *str_warning;
+} fl_module_state;
+
+extern fl_module_state fl_state;
+
+/* Per-concern init functions, called by module.c in this order.  Each adds
+ * its types to the module and fills the state it owns; -1 with an exception
+ * set on failure. */
+int fl_handle_init(PyObject *module);
+int fl_loop_init(PyObject *module);
+
+#endif /* FL_MODULE_H */
