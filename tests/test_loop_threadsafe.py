@@ -1,0 +1,122 @@
+"""call_soon_threadsafe: scheduling callbacks from other threads.
+
+https://docs.python.org/3/library/asyncio-eventloop.html#asyncio.loop.call_soon_threadsafe
+"""
+
+import contextvars
+import threading
+import time
+
+import pytest
+
+THREADS = 8
+CALLS_PER_THREAD = 10_000
+
+
+@pytest.mark.timeout(30)
+def test_call_soon_threadsafe_from_many_threads_loses_no_callback(loop):
+    total = THREADS * CALLS_PER_THREAD
+    count = 0
+    per_thread = [0] * THREADS
+    barrier = threading.Barrier(THREADS)
+
+    def increment(index):
+        nonlocal count
+        count += 1
+        per_thread[index] += 1
+        if count == total:
+            loop.stop()
+
+    def hammer(index):
+        barrier.wait()
+        for _ in range(CALLS_PER_THREAD):
+            loop.call_soon_threadsafe(increment, index)
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(THREADS)]
+
+    def start():
+        # The loop is running and has no timers: between batches it blocks
+        # in its poll, and only the threads' calls can wake it up.
+        for thread in threads:
+            thread.start()
+
+    loop.call_soon(start)
+    loop.run_forever()
+    for thread in threads:
+        thread.join(10)
+    assert count == total
+    assert per_thread == [CALLS_PER_THREAD] * THREADS
+
+
+@pytest.mark.timeout(10)
+def test_call_soon_threadsafe_wakes_up_a_loop_blocked_in_run_forever(loop):
+    running = threading.Event()
+    woken = []
+
+    def in_thread():
+        running.wait(5)
+        # Give the loop time to go from its last callback into a poll that
+        # blocks without a timeout: only the wakeup can end it.
+        time.sleep(0.1)
+        woken.append(time.monotonic())
+        loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    loop.call_soon(running.set)
+    loop.run_forever()
+    stopped = time.monotonic()
+    thread.join(5)
+    assert len(woken) == 1
+    assert stopped - woken[0] < 1.0
+
+
+@pytest.mark.timeout(10)
+def test_call_soon_threadsafe_preserves_order_from_one_thread(loop):
+    order = []
+    done = threading.Event()
+
+    def in_thread():
+        for i in range(1000):
+            loop.call_soon_threadsafe(order.append, i)
+        loop.call_soon_threadsafe(loop.stop)
+        done.set()
+
+    loop.call_soon(lambda: threading.Thread(target=in_thread).start())
+    loop.run_forever()
+    assert done.wait(5)
+    assert order == list(range(1000))
+
+
+@pytest.mark.timeout(10)
+def test_call_soon_threadsafe_before_the_loop_runs_is_run_by_it(loop):
+    calls = []
+    thread = threading.Thread(target=loop.call_soon_threadsafe, args=(calls.append, "early"))
+    thread.start()
+    thread.join(5)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert calls == ["early"]
+
+
+@pytest.mark.timeout(10)
+def test_call_soon_threadsafe_returns_a_cancellable_handle(loop):
+    calls = []
+    handle = loop.call_soon_threadsafe(calls.append, "cancelled")
+    handle.cancel()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert calls == []
+    assert handle.cancelled()
+
+
+@pytest.mark.timeout(10)
+def test_call_soon_threadsafe_runs_callback_in_the_given_context(loop):
+    var = contextvars.ContextVar("var", default="default")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in ctx")
+    seen = []
+    loop.call_soon_threadsafe(lambda: seen.append(var.get()), context=ctx)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["in ctx"]
