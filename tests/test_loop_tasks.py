@@ -1,0 +1,132 @@
+"""Creating futures and tasks, and the task factory.
+
+https://docs.python.org/3/library/asyncio-eventloop.html#creating-futures-and-tasks
+"""
+
+import asyncio
+import contextvars
+
+import pytest
+
+pytestmark = pytest.mark.timeout(10)
+
+
+async def answer():
+    await asyncio.sleep(0)
+    return 42
+
+
+def test_create_future_returns_a_pending_future_of_this_loop(loop):
+    fut = loop.create_future()
+    assert asyncio.isfuture(fut)
+    assert fut.get_loop() is loop
+    assert not fut.done()
+
+
+def test_create_future_returns_a_new_future_each_time(loop):
+    assert loop.create_future() is not loop.create_future()
+
+
+def test_create_task_schedules_the_coroutine(loop):
+    task = loop.create_task(answer())
+    assert asyncio.isfuture(task)
+    assert task.get_loop() is loop
+    assert not task.done()
+    assert loop.run_until_complete(task) == 42
+
+
+def test_create_task_does_not_run_the_coroutine_until_the_loop_runs(loop):
+    events = []
+
+    async def coro():
+        events.append("started")
+
+    task = loop.create_task(coro())
+    assert events == []
+    loop.run_until_complete(task)
+    assert events == ["started"]
+
+
+def test_create_task_sets_the_name(loop):
+    task = loop.create_task(answer(), name="the answer")
+    assert task.get_name() == "the answer"
+    loop.run_until_complete(task)
+
+
+def test_create_task_runs_the_coroutine_in_the_given_context(loop):
+    var = contextvars.ContextVar("var", default="default")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in ctx")
+
+    async def coro():
+        return var.get()
+
+    task = loop.create_task(coro(), context=ctx)
+    assert loop.run_until_complete(task) == "in ctx"
+
+
+def test_get_task_factory_is_none_by_default(loop):
+    assert loop.get_task_factory() is None
+
+
+def test_set_task_factory_then_get_task_factory_returns_it(loop):
+    def factory(lp, coro, **kwargs):
+        return asyncio.Task(coro, loop=lp, **kwargs)
+
+    loop.set_task_factory(factory)
+    assert loop.get_task_factory() is factory
+    loop.set_task_factory(None)
+    assert loop.get_task_factory() is None
+
+
+def test_create_task_uses_the_task_factory(loop):
+    calls = []
+
+    def factory(lp, coro, **kwargs):
+        calls.append(lp)
+        task = asyncio.Task(coro, loop=lp, **kwargs)
+        task.made_by_factory = True
+        return task
+
+    loop.set_task_factory(factory)
+    task = loop.create_task(answer())
+    assert calls == [loop]
+    assert task.made_by_factory
+    assert loop.run_until_complete(task) == 42
+
+
+def test_create_task_with_a_task_factory_still_sets_the_name(loop):
+    loop.set_task_factory(lambda lp, coro, **kw: asyncio.Task(coro, loop=lp, **kw))
+    task = loop.create_task(answer(), name="named")
+    assert task.get_name() == "named"
+    loop.run_until_complete(task)
+
+
+def test_run_until_complete_with_a_coroutine_uses_the_task_factory(loop):
+    calls = []
+
+    def factory(lp, coro, **kwargs):
+        calls.append(coro)
+        return asyncio.Task(coro, loop=lp, **kwargs)
+
+    loop.set_task_factory(factory)
+    assert loop.run_until_complete(answer()) == 42
+    assert len(calls) == 1
+
+
+def test_set_task_factory_with_a_non_callable_raises_type_error(loop):
+    with pytest.raises(TypeError):
+        loop.set_task_factory("not callable")
+    assert loop.get_task_factory() is None
+
+
+def test_create_task_inside_a_coroutine_is_seen_by_all_tasks(loop):
+    async def main():
+        task = loop.create_task(asyncio.sleep(0))
+        tasks = asyncio.all_tasks()
+        await task
+        return task, tasks, asyncio.current_task()
+
+    task, tasks, current = loop.run_until_complete(main())
+    assert task in tasks
+    assert current in tasks
