@@ -1,0 +1,166 @@
+"""The fastloop package API: Loop, new_event_loop, EventLoopPolicy, install, run.
+
+These are fastloop's own entry points, so they are not run on stock asyncio;
+where one mirrors an asyncio function (run ~ asyncio.run) it is checked
+against it.
+"""
+
+import asyncio
+
+import pytest
+
+pytestmark = pytest.mark.timeout(10)
+
+
+@pytest.fixture
+def fastloop():
+    # Imported here so that a broken build fails these tests, not the
+    # collection of the whole suite.
+    import fastloop
+
+    return fastloop
+
+
+@pytest.fixture
+def restore_policy():
+    policy = asyncio.get_event_loop_policy()
+    yield
+    asyncio.set_event_loop_policy(policy)
+    asyncio.set_event_loop(None)
+
+
+def test_loop_is_an_abstract_event_loop(fastloop):
+    assert issubclass(fastloop.Loop, asyncio.AbstractEventLoop)
+
+
+def test_new_event_loop_returns_a_new_fastloop_loop(fastloop):
+    first, second = fastloop.new_event_loop(), fastloop.new_event_loop()
+    try:
+        assert isinstance(first, fastloop.Loop)
+        assert first is not second
+        assert not first.is_closed()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_event_loop_policy_new_event_loop_returns_a_fastloop_loop(fastloop):
+    loop = fastloop.EventLoopPolicy().new_event_loop()
+    try:
+        assert isinstance(loop, fastloop.Loop)
+    finally:
+        loop.close()
+
+
+def test_event_loop_policy_is_an_abstract_event_loop_policy(fastloop):
+    assert isinstance(fastloop.EventLoopPolicy(), asyncio.AbstractEventLoopPolicy)
+
+
+def test_install_sets_the_event_loop_policy(fastloop, restore_policy):
+    fastloop.install()
+    assert isinstance(asyncio.get_event_loop_policy(), fastloop.EventLoopPolicy)
+    loop = asyncio.new_event_loop()
+    try:
+        assert isinstance(loop, fastloop.Loop)
+    finally:
+        loop.close()
+
+
+def test_standard_run_function_uses_fastloop_after_install(fastloop, restore_policy):
+    fastloop.install()
+
+    async def main():
+        return isinstance(asyncio.get_running_loop(), fastloop.Loop)
+
+    assert asyncio.run(main()) is True
+
+
+def test_run_runs_the_coroutine_on_a_fastloop_loop_and_returns_its_result(fastloop):
+    async def main():
+        await asyncio.sleep(0)
+        return asyncio.get_running_loop()
+
+    loop = fastloop.run(main())
+    assert isinstance(loop, fastloop.Loop)
+    assert loop.is_closed()
+
+
+def test_run_with_debug_true_runs_in_debug_mode(fastloop):
+    async def main():
+        return asyncio.get_running_loop().get_debug()
+
+    assert fastloop.run(main(), debug=True) is True
+
+
+def test_run_with_debug_false_runs_without_debug_mode(fastloop):
+    async def main():
+        return asyncio.get_running_loop().get_debug()
+
+    assert fastloop.run(main(), debug=False) is False
+
+
+def test_run_propagates_the_exception(fastloop):
+    async def main():
+        raise LookupError("from main")
+
+    with pytest.raises(LookupError, match="from main"):
+        fastloop.run(main())
+
+
+def test_run_does_not_change_the_event_loop_policy(fastloop):
+    policy = asyncio.get_event_loop_policy()
+
+    async def main():
+        pass
+
+    fastloop.run(main())
+    assert asyncio.get_event_loop_policy() is policy
+
+
+def test_run_cancels_remaining_tasks_and_finalizes_async_generators(fastloop):
+    events = []
+
+    async def agen():
+        try:
+            yield
+        finally:
+            events.append("agen finalized")
+
+    async def forever():
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            events.append("task cancelled")
+            raise
+
+    async def main():
+        asyncio.get_running_loop().create_task(forever())
+        gen = agen()
+        await gen.__anext__()
+        await asyncio.sleep(0)
+        main.gen = gen
+
+    fastloop.run(main())
+    assert sorted(events) == ["agen finalized", "task cancelled"]
+
+
+def test_run_with_a_non_coroutine_raises_value_error(fastloop):
+    with pytest.raises(ValueError):
+        asyncio.run(1)
+    with pytest.raises(ValueError):
+        fastloop.run(1)
+
+
+def test_run_inside_a_running_loop_raises_runtime_error(fastloop):
+    async def inner():
+        pass
+
+    async def main():
+        coro = inner()
+        try:
+            fastloop.run(coro)
+        finally:
+            coro.close()
+
+    with pytest.raises(RuntimeError):
+        fastloop.run(main())
