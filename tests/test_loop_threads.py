@@ -54,18 +54,26 @@ def test_running_loop_is_reset_when_run_forever_raises(loop):
         asyncio.get_running_loop()
 
 
+# One attempt per test: on Python 3.13.0 a refused run_forever() of a stock
+# loop clears the running loop of the thread as it fails.
+RUNS = {
+    "run_forever": lambda other: other.run_forever(),
+    "run_until_complete": lambda other: other.run_until_complete(other.create_future()),
+}
+
+
+@pytest.mark.parametrize("run", RUNS.values(), ids=RUNS.keys())
 @pytest.mark.parametrize("other_kind", ["same", "stock"])
 def test_running_a_loop_while_another_runs_in_the_same_thread_raises_runtime_error(
-        loop, loop_factory, other_kind):
+        loop, loop_factory, other_kind, run):
     other = loop_factory() if other_kind == "same" else asyncio.new_event_loop()
     errors = []
 
     def callback():
-        for run in (other.run_forever, lambda: other.run_until_complete(other.create_future())):
-            try:
-                run()
-            except RuntimeError as exc:
-                errors.append(str(exc))
+        try:
+            run(other)
+        except RuntimeError as exc:
+            errors.append(str(exc))
 
     try:
         loop.call_soon(callback)
@@ -73,7 +81,7 @@ def test_running_a_loop_while_another_runs_in_the_same_thread_raises_runtime_err
         loop.run_forever()
     finally:
         other.close()
-    assert errors == ["Cannot run the event loop while another loop is running"] * 2
+    assert errors == ["Cannot run the event loop while another loop is running"]
 
 
 def test_loop_runs_inside_a_stock_loop_callback_raise_runtime_error(loop):
