@@ -4,6 +4,7 @@ https://docs.python.org/3/library/asyncio-eventloop.html#scheduling-callbacks
 """
 
 import contextvars
+import socket
 import sys
 import time
 import weakref
@@ -106,18 +107,69 @@ def test_callbacks_scheduled_while_running_run_in_the_next_iteration(loop):
     assert order == ["A", "C", "B"]
 
 
+def test_callback_scheduled_by_a_callback_runs_after_those_already_scheduled(loop):
+    order = []
+
+    def a():
+        order.append("A")
+        loop.call_soon(order.append, "B")
+
+    loop.call_soon(a)
+    loop.call_soon(order.append, "C")
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert order == ["A", "C", "B"]
+
+
+# A callback that reschedules itself runs once per iteration, so timers and
+# I/O get their turn.  A loop that ran newly scheduled callbacks in the same
+# run step would spin here until the limit (the limit keeps a broken loop
+# from hanging the test: an exception raised by pytest-timeout inside a
+# callback would be swallowed by the loop).
+SPIN_LIMIT = 1_000_000
+
+
 def test_callback_rescheduling_itself_does_not_starve_timers(loop):
     count = 0
+    fired_at = []
 
     def spin():
         nonlocal count
         count += 1
-        loop.call_soon(spin)
+        if not fired_at and count < SPIN_LIMIT:
+            loop.call_soon(spin)
+
+    def on_timer():
+        fired_at.append(count)
+        loop.stop()
 
     loop.call_soon(spin)
-    loop.call_later(0.02, loop.stop)
+    loop.call_later(0.01, on_timer)
     loop.run_forever()
-    assert count > 1
+    assert 1 <= fired_at[0] < SPIN_LIMIT
+
+
+def test_callback_rescheduling_itself_does_not_starve_readers(loop):
+    count = 0
+    read_at = []
+    a, b = socket.socketpair()
+    with a, b:
+        def spin():
+            nonlocal count
+            count += 1
+            if not read_at and count < SPIN_LIMIT:
+                loop.call_soon(spin)
+
+        def on_readable():
+            read_at.append(count)
+            loop.remove_reader(a)
+            loop.stop()
+
+        loop.add_reader(a, on_readable)
+        loop.call_soon(spin)
+        loop.call_soon(b.send, b"x")
+        loop.run_forever()
+    assert 1 <= read_at[0] < SPIN_LIMIT
 
 
 def test_stop_called_before_run_forever_runs_ready_callbacks_once(loop):
