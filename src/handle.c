@@ -9,6 +9,7 @@
 #include "handle.h"
 #include "loop.h"
 
+#include <string.h>
 #include <structmember.h>
 
 /* Handles are created and freed once per callback: keep a few freed ones
@@ -188,7 +189,9 @@ handle_repr(FLHandle *self)
     if (parts == NULL) {
         return NULL;
     }
-    PyObject *item = PyUnicode_FromString(Py_TYPE(self)->tp_name);
+    const char *type_name = strrchr(Py_TYPE(self)->tp_name, '.');
+    type_name = type_name ? type_name + 1 : Py_TYPE(self)->tp_name;
+    PyObject *item = PyUnicode_FromString(type_name);
     if (item == NULL || PyList_Append(parts, item) < 0) {
         goto error;
     }
