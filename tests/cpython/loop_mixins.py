@@ -1,0 +1,78 @@
+"""CPython's loop-parametrised test_asyncio classes, run on the target loop.
+
+Several test_asyncio modules write their tests once, as a mixin, and then
+build one concrete TestCase per stock loop (``SelectEventLoopTests`` with
+``create_event_loop()`` returning ``asyncio.SelectorEventLoop(...)``, and so
+on).  Those stock classes exercise asyncio's own SelectorEventLoop whatever
+policy is installed, so for fastloop we build the same thing once more: a
+subclass of the module's always-present selector class whose loop factory
+returns the loop under test.  Subclassing the selector class (rather than
+re-combining the mixins) keeps the module's own decorators, per-platform
+overrides and extra tests, exactly as the stock class runs them.
+
+The stock classes themselves are listed in exclusions.txt (they test asyncio's
+SelectorEventLoop, not the loop under test).
+
+Each generated class reports under its source module, e.g.
+``test_events.LoopEventLoopTests.test_call_later``, whichever loop runs it.
+"""
+
+import importlib
+import unittest
+
+PACKAGE = 'test.test_asyncio'
+
+# (module, stock selector class to derive from, factory method, new name)
+MIXINS = [
+    ('test_events', 'SelectEventLoopTests', 'create_event_loop',
+     'LoopEventLoopTests'),
+    ('test_sock_lowlevel', 'SelectEventLoopTests', 'create_event_loop',
+     'LoopSockTests'),
+    ('test_sendfile', 'SelectEventLoopTests', 'create_event_loop',
+     'LoopSendfileTests'),
+    ('test_server', 'SelectorStartServerTests', 'new_loop',
+     'LoopStartServerTests'),
+    ('test_sslproto', 'SelectorStartTLSTests', 'new_loop',
+     'LoopStartTLSTests'),
+    ('test_buffered_proto', 'BufferedProtocolSelectorTests', 'new_loop',
+     'LoopBufferedProtocolTests'),
+]
+
+
+def modules():
+    """Names of the test_asyncio modules that get a generated class."""
+    return sorted({m for m, *_ in MIXINS})
+
+
+def classes_for(module_name, loop_factory):
+    """Return the generated TestCase classes for one test_asyncio module.
+
+    ``loop_factory()`` must return a new, not-running event loop of the kind
+    under test.  The classes are given the source module as ``__module__`` so
+    unittest ids (and so exclusions, the gate and the results table) name them
+    ``<module>.<Class>.<test>``.
+    """
+    out = []
+    for mod_name, base_name, factory_attr, new_name in MIXINS:
+        if mod_name != module_name:
+            continue
+        mod = importlib.import_module(f'{PACKAGE}.{mod_name}')
+        base = getattr(mod, base_name, None)
+        if base is None:
+            raise RuntimeError(
+                f'{mod_name}.{base_name} not found: the stock class this '
+                f'generated class derives from has moved; update MIXINS')
+
+        def make_loop(self, _factory=loop_factory):
+            return _factory()
+
+        cls = type(new_name, (base,), {
+            factory_attr: make_loop,
+            '__module__': mod.__name__,
+            '__qualname__': new_name,
+            '__doc__': f'{base_name} run on the loop under test.',
+        })
+        if not issubclass(cls, unittest.TestCase):
+            raise RuntimeError(f'{mod_name}.{base_name} is not a TestCase')
+        out.append(cls)
+    return out
