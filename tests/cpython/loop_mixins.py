@@ -17,8 +17,10 @@ Each generated class reports under its source module, e.g.
 ``test_events.LoopEventLoopTests.test_call_later``, whichever loop runs it.
 """
 
+import asyncio
 import importlib
 import unittest
+from unittest import mock
 
 PACKAGE = 'test.test_asyncio'
 
@@ -38,10 +40,20 @@ MIXINS = [
      'LoopBufferedProtocolTests'),
 ]
 
+# Stock classes whose setUp() builds ``asyncio.SelectorEventLoop()`` itself,
+# with no factory method to override, but whose tests use the public loop
+# API: the generated subclass runs that setUp with ``asyncio.SelectorEventLoop``
+# standing for the loop under test.
+# (module, stock class, new name)
+SETUP_SWAPS = [
+    ('test_unix_events', 'SelectorEventLoopUnixSocketTests',
+     'LoopUnixSocketTests'),
+]
+
 
 def modules():
     """Names of the test_asyncio modules that get a generated class."""
-    return sorted({m for m, *_ in MIXINS})
+    return sorted({m for m, *_ in MIXINS + SETUP_SWAPS})
 
 
 def classes_for(module_name, loop_factory):
@@ -75,4 +87,26 @@ def classes_for(module_name, loop_factory):
         if not issubclass(cls, unittest.TestCase):
             raise RuntimeError(f'{mod_name}.{base_name} is not a TestCase')
         out.append(cls)
+    for mod_name, base_name, new_name in SETUP_SWAPS:
+        if mod_name != module_name:
+            continue
+        mod = importlib.import_module(f'{PACKAGE}.{mod_name}')
+        base = getattr(mod, base_name, None)
+        if base is None:
+            raise RuntimeError(f'{mod_name}.{base_name} not found; update '
+                               f'SETUP_SWAPS')
+
+        def setUp(self, _base=base, _factory=loop_factory):
+            def selector_loop(*args, **kwargs):
+                return _factory()
+            with mock.patch.object(asyncio, 'SelectorEventLoop',
+                                   selector_loop):
+                _base.setUp(self)
+
+        out.append(type(new_name, (base,), {
+            'setUp': setUp,
+            '__module__': mod.__name__,
+            '__qualname__': new_name,
+            '__doc__': f'{base_name} run on the loop under test.',
+        }))
     return out

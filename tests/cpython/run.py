@@ -60,6 +60,9 @@ class Pattern:
     """
 
     def __init__(self, text, reason, where):
+        # "+pattern": run what it matches despite a later, broader line.
+        self.include = text.startswith('+')
+        text = text.lstrip('+')
         self.text = text
         self.reason = reason
         self.where = where
@@ -429,7 +432,7 @@ def worker(args):
                                for s in selects):
             continue
         ex = first_match(exclusions, sid)
-        if ex is not None:
+        if ex is not None and not ex.include:
             excluded.append([sid, f'{ex.reason} ({ex.where})'])
             continue
         plan.append(sid)
