@@ -50,10 +50,49 @@ SETUP_SWAPS = [
      'LoopUnixSocketTests'),
 ]
 
+# Stock classes that run asyncio's ``BaseEventLoop()`` with a mocked
+# ``_selector`` -- a loop that never polls -- to test public behaviour
+# (asyncio.run, Runner, async with on locks, coroutine wrappers).  The
+# generated subclass gives them the loop under test instead, through a
+# per-module hook below.  (module, stock classes, hook)
+MOCK_LOOP_SWAPS = [
+    ('test_runners', ['RunTests', 'RunnerTests'], '_runners_hook'),
+    ('test_pep492', ['LockTests', 'StreamReaderTests', 'CoroutineTests'],
+     '_pep492_hook'),
+]
+
+
+def _runners_hook(base, loop_factory):
+    # BaseTest.new_loop() is the factory; its tearDown checks that
+    # asyncio.run() closed the loop and ran loop.shutdown_asyncgens().
+    def new_loop(self):
+        loop = loop_factory()
+        loop.shutdown_ag_run = False
+        real_shutdown_asyncgens = loop.shutdown_asyncgens
+
+        async def shutdown_asyncgens():
+            loop.shutdown_ag_run = True
+            await real_shutdown_asyncgens()
+        loop.shutdown_asyncgens = shutdown_asyncgens
+        return loop
+    return {'new_loop': new_loop}
+
+
+def _pep492_hook(base, loop_factory):
+    # BaseTest.setUp() builds the mocked loop inline: replace that setUp with
+    # the same steps on the loop under test.
+    from test.test_asyncio import utils as test_utils
+
+    def setUp(self):
+        test_utils.TestCase.setUp(self)
+        self.loop = loop_factory()
+        self.set_event_loop(self.loop)
+    return {'setUp': setUp}
+
 
 def modules():
     """Names of the test_asyncio modules that get a generated class."""
-    return sorted({m for m, *_ in MIXINS + SETUP_SWAPS})
+    return sorted({m for m, *_ in MIXINS + SETUP_SWAPS + MOCK_LOOP_SWAPS})
 
 
 def classes_for(module_name, loop_factory):
@@ -109,4 +148,21 @@ def classes_for(module_name, loop_factory):
             '__qualname__': new_name,
             '__doc__': f'{base_name} run on the loop under test.',
         }))
+    for mod_name, base_names, hook_name in MOCK_LOOP_SWAPS:
+        if mod_name != module_name:
+            continue
+        mod = importlib.import_module(f'{PACKAGE}.{mod_name}')
+        for base_name in base_names:
+            base = getattr(mod, base_name, None)
+            if base is None:
+                raise RuntimeError(f'{mod_name}.{base_name} not found; '
+                                   f'update MOCK_LOOP_SWAPS')
+            attrs = globals()[hook_name](base, loop_factory)
+            new_name = 'Loop' + base_name
+            attrs.update({
+                '__module__': mod.__name__,
+                '__qualname__': new_name,
+                '__doc__': f'{base_name} run on the loop under test.',
+            })
+            out.append(type(new_name, (base,), attrs))
     return out
