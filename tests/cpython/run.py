@@ -752,8 +752,10 @@ def report(unit_results, opts, gate, wall):
     md.append('')
     md.append(fmt_table(rows, headers))
     md.append('')
-    md.append('"pass w/o loop": passed without the loop under test making a '
-              'loop (e.g. tests of asyncio.Future on a mock loop).')
+    md.append('"pass w/o loop": passed without the loop under test creating '
+              'a loop. In test_asyncio modules these exercise only asyncio\'s '
+              'own classes (e.g. asyncio.Future on asyncio\'s TestLoop); in '
+              'futures_tasks, fastloop\'s Future/Task on asyncio\'s TestLoop.')
     md.append('')
     md.append(f'## Gate ({os.path.relpath(GATE, ROOT)}): {len(gated)} tests, '
               f'{len(regress)} not passing')
