@@ -515,6 +515,23 @@ def read_events(path):
     return evs
 
 
+# Worker processes now running, so Ctrl-C on the parent can end them (they
+# run in sessions of their own, out of reach of the terminal's SIGINT).
+LIVE_WORKERS = set()
+LIVE_LOCK = threading.Lock()
+STOPPING = threading.Event()
+
+
+def kill_live_workers():
+    STOPPING.set()
+    with LIVE_LOCK:
+        for proc in list(LIVE_WORKERS):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 def run_unit(unit, opts, workdir):
     ur = UnitResult(unit)
     t_start = time.monotonic()
@@ -530,7 +547,7 @@ def run_unit(unit, opts, workdir):
         [ROOT, HERE] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
                         if p])
     env.pop('PYTHONASYNCIODEBUG', None)
-    while True:
+    while not STOPPING.is_set():
         with open(skip_path, 'w') as f:
             f.write('\n'.join(ur.results))
         cmd = [sys.executable, '-X', 'faulthandler', os.path.abspath(__file__),
@@ -547,6 +564,8 @@ def run_unit(unit, opts, workdir):
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env,
                                     cwd=workdir, start_new_session=True)
+            with LIVE_LOCK:
+                LIVE_WORKERS.add(proc)
             budget_hit = False
             try:
                 rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
@@ -562,6 +581,8 @@ def run_unit(unit, opts, workdir):
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            with LIVE_LOCK:
+                LIVE_WORKERS.discard(proc)
         evs = read_events(events_path)[n_before:]
         current, done, last = None, False, None
         for ev in evs:
@@ -859,7 +880,8 @@ def main():
           f'-j{opts.jobs}, {opts.test_timeout:.0f}s per test', flush=True)
     t0 = time.monotonic()
     results = []
-    with concurrent.futures.ThreadPoolExecutor(max(1, opts.jobs)) as ex:
+    ex = concurrent.futures.ThreadPoolExecutor(max(1, opts.jobs))
+    try:
         futs = {ex.submit(run_unit, u, opts, workdir): u for u in order}
         for fut in concurrent.futures.as_completed(futs):
             ur = fut.result()
@@ -870,6 +892,12 @@ def main():
                   f'{c["pass"]:4d} pass  {bad:4d} bad  {c["skip"]:3d} skip  '
                   f'{c["excluded"]:4d} excl  {ur.elapsed:6.1f}s'
                   + (f'  [{ur.note}]' if ur.note else ''), flush=True)
+    except KeyboardInterrupt:
+        ex.shutdown(wait=False, cancel_futures=True)
+        kill_live_workers()
+        print('interrupted: workers killed, no report written')
+        return 130
+    ex.shutdown()
     wall = time.monotonic() - t0
 
     text, data, regress, unused = report(results, opts, gate, wall)
