@@ -11,11 +11,28 @@
 
 #include <structmember.h>
 
+/* Handles are created and freed once per callback: keep a few freed ones
+ * (exact types only, untracked, with no references) for reuse. */
+#define FL_HANDLE_FREELIST_MAX 256
+static FLHandle *handle_freelist[FL_HANDLE_FREELIST_MAX];
+static int handle_freelist_len;
+
+static FLHandle *
+handle_alloc(PyTypeObject *type)
+{
+    if ((type == &FLHandle_Type || type == &FLTimerHandle_Type) &&
+        handle_freelist_len > 0) {
+        FLHandle *self = handle_freelist[--handle_freelist_len];
+        return (FLHandle *)PyObject_Init((PyObject *)self, type);
+    }
+    return PyObject_GC_New(FLHandle, type);
+}
+
 FLHandle *
 fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
               PyObject *args, PyObject *context)
 {
-    FLHandle *self = PyObject_GC_New(FLHandle, type);
+    FLHandle *self = handle_alloc(type);
     if (self == NULL) {
         return NULL;
     }
@@ -260,7 +277,13 @@ handle_dealloc(FLHandle *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     (void)handle_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    PyTypeObject *type = Py_TYPE(self);
+    if ((type == &FLHandle_Type || type == &FLTimerHandle_Type) &&
+        handle_freelist_len < FL_HANDLE_FREELIST_MAX) {
+        handle_freelist[handle_freelist_len++] = self;
+        return;
+    }
+    type->tp_free((PyObject *)self);
 }
 
 static PyObject *
