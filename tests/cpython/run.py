@@ -385,9 +385,14 @@ def iter_tests(suite):
             yield t
 
 
-def load_unit(unit, factory):
+def load_unit(unit, factory, unit_file=None):
     """Return the list of TestCase instances of one unit, in run order."""
     loader = unittest.TestLoader()
+    if unit_file:
+        # A unittest file named on the command line: same harness, own ids.
+        sys.path.insert(0, os.path.dirname(os.path.abspath(unit_file)))
+        mod = importlib.import_module(unit)
+        return list(iter_tests(loader.loadTestsFromModule(mod)))
     if unit == FUTURES_TASKS:
         sys.path.insert(0, HERE)
         mod = importlib.import_module(FUTURES_TASKS)
@@ -416,7 +421,7 @@ def worker(args):
     unit_id = args.worker
     try:
         factory = install_target(args.loop)
-        tests = load_unit(unit_id, factory)
+        tests = load_unit(unit_id, factory, args.unit_file)
     except unittest.SkipTest as e:
         ex = first_match(load_patterns(EXCLUSIONS, True, '+'), unit_id)
         if ex is not None and not ex.include:
@@ -557,6 +562,8 @@ def run_unit(unit, opts, workdir):
                '--thread-grace', str(opts.thread_grace)]
         for s in opts.unit_selects.get(unit, []):
             cmd += ['--select', s]
+        if unit in opts.unit_files:
+            cmd += ['--unit-file', opts.unit_files[unit]]
         n_before = len(read_events(events_path))
         with open(log_path, 'a') as log:
             log.write(f'\n===== worker start: {" ".join(cmd)}\n')
@@ -662,10 +669,18 @@ def _signame(rc):
 
 
 def parse_selection(args_units):
-    """Positional args: unit names, or ids/patterns inside a unit."""
+    """Positional args: unit names, ids/patterns inside a unit, or files.
+
+    Returns (units, {unit: [select patterns]}, {unit: file path}).
+    """
     units = all_units()
-    chosen, selects = [], {}
+    chosen, selects, files = [], {}, {}
     for a in args_units:
+        if a.endswith('.py') and os.path.isfile(a):
+            unit = os.path.basename(a)[:-3]
+            files[unit] = os.path.abspath(a)
+            chosen.append(unit)
+            continue
         unit = a.split('.', 1)[0]
         matched = fnmatch.filter(units, unit) if any(
             ch in unit for ch in '*?[') else [unit] if unit in units else []
@@ -677,7 +692,7 @@ def parse_selection(args_units):
             if '.' in a:
                 selects.setdefault(u, []).append(
                     u + '.' + a.split('.', 1)[1])
-    return chosen or units, selects
+    return chosen or units, selects, files
 
 
 def fmt_table(rows, headers):
@@ -831,9 +846,10 @@ def main():
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument('units', nargs='*',
-                    help='units (test_events, futures_tasks...) or test ids/'
+                    help='units (test_events, futures_tasks...), test ids/'
                     'patterns (test_events.HandleTests, test_locks.*.test_'
-                    'repr); default: all')
+                    'repr) or unittest files (path/to/test_x.py) to run '
+                    'under the same harness; default: all')
     ap.add_argument('--loop', choices=['fastloop', 'asyncio'],
                     default='fastloop',
                     help='loop under test (asyncio: stock baseline)')
@@ -857,6 +873,7 @@ def main():
     ap.add_argument('--events', help=argparse.SUPPRESS)
     ap.add_argument('--skip-file', help=argparse.SUPPRESS)
     ap.add_argument('--select', action='append', help=argparse.SUPPRESS)
+    ap.add_argument('--unit-file', help=argparse.SUPPRESS)
     opts = ap.parse_args()
 
     if opts.worker:
@@ -865,7 +882,7 @@ def main():
     if opts.list:
         print('\n'.join(all_units()))
         return 0
-    units, opts.unit_selects = parse_selection(opts.units)
+    units, opts.unit_selects, opts.unit_files = parse_selection(opts.units)
     opts.partial = bool(opts.units)
     order = sorted(units, key=lambda u: (SLOW_FIRST.index(u)
                                          if u in SLOW_FIRST else 99, u))

@@ -115,3 +115,36 @@ def test_a_test_leaving_a_thread_running_fails(leak_outcomes):
 def test_clean_tests_pass_including_isolated_asyncio_test_cases(leak_outcomes):
     assert leak_outcomes['test_clean'] == 'pass'
     assert leak_outcomes['test_async_clean'] == 'pass'
+
+
+HANG_AND_CRASH_TESTS = '''
+import os, signal, time, unittest
+
+class T(unittest.TestCase):
+    def test_1_passes(self):
+        pass
+    def test_2_hangs(self):
+        time.sleep(60)
+    def test_3_crashes(self):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    def test_4_passes_after_both(self):
+        pass
+'''
+
+
+def test_a_hang_or_a_crash_costs_one_test_and_the_rest_still_runs(tmp_path):
+    unit = tmp_path / 'compat_selftest_units.py'
+    unit.write_text(HANG_AND_CRASH_TESTS)
+    results = tmp_path / 'results'
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, 'run.py'), '--loop', 'asyncio',
+         '--test-timeout', '2', '--results-dir', str(results), str(unit)],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [report] = results.glob('results-asyncio-*-partial.json')
+    data = json.loads(report.read_text())['units']['compat_selftest_units']
+    outcomes = {tid.rsplit('.', 1)[1]: rec['outcome']
+                for tid, rec in data['tests'].items()}
+    assert outcomes == {'test_1_passes': 'pass', 'test_2_hangs': 'timeout',
+                        'test_3_crashes': 'crash',
+                        'test_4_passes_after_both': 'pass'}
