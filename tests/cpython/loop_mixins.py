@@ -42,8 +42,8 @@ MIXINS = [
 
 # Stock classes whose setUp() builds ``asyncio.SelectorEventLoop()`` itself,
 # with no factory method to override, but whose tests use the public loop
-# API: the generated subclass runs that setUp with ``asyncio.SelectorEventLoop``
-# standing for the loop under test.
+# API: the generated subclass runs that setUp with
+# ``asyncio.SelectorEventLoop`` standing for the loop under test.
 # (module, stock class, new name)
 SETUP_SWAPS = [
     ('test_unix_events', 'SelectorEventLoopUnixSocketTests',

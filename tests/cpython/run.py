@@ -752,8 +752,8 @@ def suggest_gate(unit_results, gate):
         good = [t for t, o in todo if o in PASSING]
         if not good:
             continue
-        if len(good) == len(todo) and all(o in PASSING or o == 'skip'
-                                           for _, o in tests):
+        if len(good) == len(todo) and all(
+                o in PASSING or o == 'skip' for _, o in tests):
             lines.append(f'{cls}    # {len(good)} tests')
         else:
             lines.extend(good)
@@ -891,7 +891,8 @@ def main():
     workdir = os.path.join(opts.results_dir, 'work-' + tag)
     os.makedirs(workdir, exist_ok=True)
     gate = load_patterns(GATE, need_reason=False, signs='-')
-    load_patterns(EXCLUSIONS, need_reason=True, signs='+')     # fail early on bad lines
+    # Fail early on a bad line.
+    load_patterns(EXCLUSIONS, need_reason=True, signs='+')
 
     print(f'test_asyncio on {opts.loop}, Python {PYVER}: {len(order)} units, '
           f'-j{opts.jobs}, {opts.test_timeout:.0f}s per test', flush=True)

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -32,7 +31,8 @@ def test_pattern_matches_its_id_and_everything_below_it():
 
 def test_pattern_wildcards_match_test_names():
     p = pattern('test_events.LoopEventLoopTests.test_call_soon*')
-    assert p.matches('test_events.LoopEventLoopTests.test_call_soon_threadsafe')
+    assert p.matches(
+        'test_events.LoopEventLoopTests.test_call_soon_threadsafe')
     assert not p.matches('test_events.LoopEventLoopTests.test_call_later')
 
 
@@ -84,7 +84,8 @@ class A(unittest.IsolatedAsyncioTestCase):
 
 events = []
 result = run.Recorder(events.append, timeout=60, thread_grace=0.2)
-unittest.TestSuite([T('test_leaves_loop_open'), T('test_leaves_thread_running'),
+unittest.TestSuite([T('test_leaves_loop_open'),
+                    T('test_leaves_thread_running'),
                     T('test_clean'), A('test_async_clean')]).run(result)
 result.finish_pending()
 final = {{}}
