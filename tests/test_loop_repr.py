@@ -1,0 +1,184 @@
+"""Text the loop shows users matches stock asyncio's: handle reprs, exception
+messages, log lines.
+
+Each test makes the same call on the loop under test and on a stock asyncio
+loop, from the same source line, and compares the text.
+"""
+
+import asyncio
+import functools
+import logging
+import re
+
+import pytest
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def callback(*args):
+    pass
+
+
+def failing_callback(*args):
+    raise ZeroDivisionError("in callback")
+
+
+class Obj:
+    def method(self):
+        pass
+
+
+@pytest.fixture
+def stock():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def run_once(loop):
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def schedule(loop, kind, fn, *args):
+    # One source line for both loops: debug reprs show where handles were
+    # created.
+    return loop.call_soon(fn, *args) if kind == "soon" else loop.call_later(3600, fn, *args)
+
+
+def normalise(text):
+    """Drop what legitimately differs between two loops: deadlines."""
+    return re.sub(r"when=[0-9.]+", "when=<when>", text)
+
+
+CALLBACKS = {
+    "function": (callback, ()),
+    "function_with_args": (callback, (1, "two", None)),
+    "partial": (functools.partial(callback, 1), ("x", 2)),
+    "bound_method": (Obj().method, ()),
+    "builtin": (print, ("text",)),
+    "lambda": (lambda: None, ()),
+    "long_argument": (callback, ("a" * 200,)),
+}
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["normal", "debug"])
+@pytest.mark.parametrize("kind", ["soon", "later"])
+@pytest.mark.parametrize("name", CALLBACKS)
+def test_handle_repr_matches_the_stock_loop(loop, stock, name, kind, debug):
+    fn, args = CALLBACKS[name]
+    loop.set_debug(debug)
+    stock.set_debug(debug)
+    handles = [schedule(lp, kind, fn, *args) for lp in (loop, stock)]
+    mine, expected = (normalise(repr(h)) for h in handles)
+    assert mine == expected
+    for handle in handles:
+        handle.cancel()
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["normal", "debug"])
+@pytest.mark.parametrize("kind", ["soon", "later"])
+def test_cancelled_handle_repr_matches_the_stock_loop(loop, stock, kind, debug):
+    loop.set_debug(debug)
+    stock.set_debug(debug)
+    handles = [schedule(lp, kind, callback, 1) for lp in (loop, stock)]
+    for handle in handles:
+        handle.cancel()
+    mine, expected = (normalise(repr(h)) for h in handles)
+    assert mine == expected
+
+
+def _exception_context(lp, kind):
+    contexts = []
+    lp.set_exception_handler(lambda _, ctx: contexts.append(ctx))
+    handle = lp.call_soon(failing_callback, 1) if kind == "soon" else lp.call_later(0, failing_callback, 1)
+    lp.call_later(0.01, lp.stop)
+    lp.run_forever()
+    assert len(contexts) == 1
+    return handle, contexts[0]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["normal", "debug"])
+@pytest.mark.parametrize("kind", ["soon", "later"])
+def test_callback_exception_context_matches_the_stock_loop(loop, stock, kind, debug):
+    loop.set_debug(debug)
+    stock.set_debug(debug)
+    (handle, mine), (_, expected) = (_exception_context(lp, kind) for lp in (loop, stock))
+    assert sorted(mine) == sorted(expected)
+    assert normalise(mine["message"]) == normalise(expected["message"])
+    assert mine["handle"] is handle
+    assert type(mine["exception"]) is type(expected["exception"])
+    if debug:
+        assert [(f.name, f.lineno) for f in mine["source_traceback"]][-1] == \
+            [(f.name, f.lineno) for f in expected["source_traceback"]][-1]
+
+
+def _logged(lp, caplog, action):
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        action(lp)
+    return [(r.levelno, normalise(r.getMessage()), r.exc_info[0] if r.exc_info else None)
+            for r in caplog.records if r.name == "asyncio"]
+
+
+def test_log_of_an_unhandled_callback_exception_matches_the_stock_loop(loop, stock, caplog):
+    def action(lp):
+        lp.call_soon(failing_callback, 1)
+        run_once(lp)
+
+    assert _logged(loop, caplog, action) == _logged(stock, caplog, action)
+
+
+def test_log_of_a_failing_exception_handler_matches_the_stock_loop(loop, stock, caplog):
+    def handler(lp, ctx):
+        raise RuntimeError("handler failed")
+
+    def action(lp):
+        lp.set_exception_handler(handler)
+        lp.call_soon(failing_callback, 1)
+        run_once(lp)
+
+    mine, expected = _logged(loop, caplog, action), _logged(stock, caplog, action)
+    # The log names the failing context, whose handle repr has a source
+    # location: compare all but the handle's identity.
+    assert [(lvl, exc) for lvl, _, exc in mine] == [(lvl, exc) for lvl, _, exc in expected]
+    assert [m.splitlines()[0] for _, m, _ in mine] == [m.splitlines()[0] for _, m, _ in expected]
+
+
+def test_log_of_default_exception_handler_matches_the_stock_loop(loop, stock, caplog):
+    try:
+        raise ValueError("logged")
+    except ValueError as exc:
+        error = exc
+
+    def action(lp):
+        lp.default_exception_handler({
+            "message": "Something failed", "exception": error,
+            "future": "a future", "extra": [1, 2],
+        })
+
+    assert _logged(loop, caplog, action) == _logged(stock, caplog, action)
+
+
+def test_slow_callback_warning_matches_the_stock_loop(loop, stock, caplog):
+    def slow_callback():
+        import time
+
+        deadline = time.monotonic() + 0.03
+        while time.monotonic() < deadline:
+            pass
+
+    def action(lp):
+        lp.set_debug(True)
+        lp.slow_callback_duration = 0.01
+        lp.call_soon(slow_callback)
+        run_once(lp)
+
+    def shape(records):
+        return [(lvl, re.sub(r"took [0-9.]+ seconds", "took <t> seconds", msg))
+                for lvl, msg, _ in records if "Executing" in msg]
+
+    mine = shape(_logged(loop, caplog, action))
+    expected = shape(_logged(stock, caplog, action))
+    assert len(expected) == 1
+    assert mine == expected
