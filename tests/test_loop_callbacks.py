@@ -4,6 +4,7 @@ https://docs.python.org/3/library/asyncio-eventloop.html#scheduling-callbacks
 """
 
 import contextvars
+import random
 import socket
 import sys
 import time
@@ -201,6 +202,62 @@ def test_call_at_runs_callbacks_ordered_by_when(loop):
     loop.call_at(now + 0.06, loop.stop)
     loop.run_forever()
     assert order == [0.01, 0.02, 0.03, 0.04, 0.05]
+
+
+def test_many_timers_run_in_when_order_and_cancelled_ones_never_run(loop):
+    rng = random.Random(20261122)
+    now = loop.time()
+    # 3,000 distinct deadlines: a third already due, the rest over 10 ms.
+    keys = rng.sample(range(1, 300_000), 3000)
+    order = []
+    handles = {}
+    victims = {key: rng.choice(keys) for key in keys}
+
+    def fire(key):
+        order.append(key)
+        handles[victims[key]].cancel()  # maybe already run: harmless
+
+    for key in keys:
+        handles[key] = loop.call_at(now - 0.01 + key * 1e-7, fire, key)
+    cancelled = set(rng.sample(keys, 1000))
+    for key in cancelled:
+        handles[key].cancel()
+    loop.call_at(now + 0.05, loop.stop)
+    loop.run_forever()
+
+    expected = []
+    for key in sorted(keys):
+        if key not in cancelled:
+            expected.append(key)
+            cancelled.add(victims[key])
+    assert order == expected
+
+
+def test_timers_due_in_the_same_iteration_all_run_even_if_one_stops_the_loop(loop):
+    order = []
+    now = loop.time()
+    loop.call_at(now - 2, lambda: (order.append("stopper"), loop.stop()))
+    loop.call_at(now - 1, order.append, "second")
+    loop.run_forever()
+    assert order == ["stopper", "second"]
+
+
+def test_timer_scheduled_with_zero_delay_by_a_timer_runs_in_a_later_iteration(loop):
+    order = []
+
+    def first():
+        order.append("first")
+        loop.call_later(0, order.append, "scheduled by first")
+        loop.stop()
+
+    now = loop.time()
+    loop.call_at(now - 2, first)
+    loop.call_at(now - 1, order.append, "second")
+    loop.run_forever()
+    assert order == ["first", "second"]
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert order == ["first", "second", "scheduled by first"]
 
 
 def test_call_later_never_runs_early(loop):

@@ -151,6 +151,12 @@ def test_loop_created_in_one_thread_can_run_in_another(loop):
     assert results == [thread]
 
 
+# Worker threads of earlier tests may still be exiting; the child below only
+# uses a loop it creates itself.
+FORK_WARNING = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded:DeprecationWarning")
+
+
 def _in_child(body):
     """Run body() in a forked child; return its exit status (0: passed)."""
     pid = os.fork()
@@ -169,6 +175,7 @@ def _in_child(body):
     return os.waitstatus_to_exitcode(wait_status)
 
 
+@FORK_WARNING
 def test_child_of_fork_can_create_and_run_a_new_loop(loop, loop_factory):
     # The parent's loop has run before the fork.
     loop.run_until_complete(asyncio.sleep(0))
@@ -189,6 +196,7 @@ def test_child_of_fork_can_create_and_run_a_new_loop(loop, loop_factory):
     assert loop.run_until_complete(asyncio.sleep(0, "parent")) == "parent"
 
 
+@FORK_WARNING
 def test_child_of_fork_can_use_timers_and_threadsafe_calls(loop_factory):
     def body():
         child_loop = loop_factory()
