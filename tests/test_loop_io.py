@@ -299,3 +299,44 @@ def test_close_unregisters_readers_and_writers_without_closing_the_fd(loop, sock
     # The sockets still work: the loop did not close them.
     b.send(b"ok")
     assert a.recv(10) == b"ok"
+
+
+def test_reader_removed_by_an_earlier_callback_of_the_same_iteration_is_not_called(loop, sockets):
+    # The data is there before the loop polls, so the reader becomes ready
+    # in the same iteration as `remove`, which was scheduled first and runs
+    # first: the ready reader callback must then be dropped.
+    a, b = sockets
+    calls = []
+    b.send(b"data")
+    loop.add_reader(a.fileno(), calls.append, "reader")
+    loop.call_soon(lambda: calls.append(("removed", loop.remove_reader(a.fileno()))))
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert calls == [("removed", True)]
+
+
+def test_writer_removed_by_an_earlier_callback_of_the_same_iteration_is_not_called(loop, sockets):
+    a, _ = sockets
+    calls = []
+    loop.add_writer(a.fileno(), calls.append, "writer")
+    loop.call_soon(lambda: calls.append(("removed", loop.remove_writer(a.fileno()))))
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert calls == [("removed", True)]
+
+
+def test_reader_replaced_by_an_earlier_callback_of_the_same_iteration_calls_only_the_new_one(loop, sockets):
+    a, b = sockets
+    calls = []
+
+    def new_reader():
+        calls.append("new")
+        a.recv(100)
+        loop.remove_reader(a.fileno())
+
+    b.send(b"data")
+    loop.add_reader(a.fileno(), calls.append, "old")
+    loop.call_soon(loop.add_reader, a.fileno(), new_reader)
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert calls == ["new"]

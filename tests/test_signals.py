@@ -69,6 +69,42 @@ def test_signal_handler_runs_as_a_loop_callback_not_inside_the_signal_handler(lo
     loop.remove_signal_handler(signal.SIGUSR1)
 
 
+def test_exception_in_signal_handler_reaches_the_exception_handler(loop):
+    contexts = []
+
+    def handler(lp, ctx):
+        contexts.append((ctx, repr(ctx.get("handle"))))
+        loop.stop()
+
+    def failing_signal_handler():
+        raise ZeroDivisionError
+
+    loop.set_exception_handler(handler)
+    loop.add_signal_handler(signal.SIGUSR1, failing_signal_handler)
+    loop.call_soon(os.kill, os.getpid(), signal.SIGUSR1)
+    loop.call_later(5, loop.stop)  # ends the test if the handler is never called
+    loop.run_forever()
+    loop.remove_signal_handler(signal.SIGUSR1)
+    assert len(contexts) == 1
+    context, handle_repr = contexts[0]
+    assert isinstance(context["exception"], ZeroDivisionError)
+    assert "failing_signal_handler" in handle_repr
+
+
+def test_signal_handler_can_remove_itself(loop):
+    results = []
+
+    def on_signal():
+        results.append(loop.remove_signal_handler(signal.SIGUSR1))
+        loop.stop()
+
+    loop.add_signal_handler(signal.SIGUSR1, on_signal)
+    loop.call_soon(os.kill, os.getpid(), signal.SIGUSR1)
+    loop.run_forever()
+    assert results == [True]
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+
+
 def test_add_signal_handler_again_replaces_the_handler(loop):
     calls = []
 
