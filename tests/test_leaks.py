@@ -104,6 +104,38 @@ def test_run_until_complete_cycles_leave_traced_memory_flat(loop):
     assert _traced_growth(loop, batch, batches=20) < TOLERANCE
 
 
+def test_add_and_remove_reader_cycles_leave_traced_memory_flat(loop):
+    import socket
+
+    a, b = socket.socketpair()
+    with a, b:
+        def batch(loop):
+            for i in range(1000, 1500):
+                loop.add_reader(a.fileno(), noop, i)
+                loop.add_writer(a.fileno(), noop, i)
+                loop.remove_reader(a.fileno())
+                loop.remove_writer(a.fileno())
+
+        assert _traced_growth(loop, batch, batches=20) < TOLERANCE
+
+
+def test_reader_callbacks_leave_traced_memory_flat(loop):
+    import socket
+
+    a, b = socket.socketpair()
+    with a, b:
+        b.send(b"x")  # stays readable: the reader runs every iteration
+        loop.add_reader(a.fileno(), noop, "reader")
+
+        def batch(loop):
+            for _ in range(200):
+                run_once(loop)
+
+        growth = _traced_growth(loop, batch, batches=20)
+        loop.remove_reader(a.fileno())
+    assert growth < TOLERANCE
+
+
 class Callback:
     def __call__(self, *args):
         pass
@@ -156,3 +188,10 @@ def test_closed_loop_with_pending_callbacks_is_collected(loop_factory):
     del loop
     gc.collect()
     assert loop_ref() is None
+
+
+def test_unclosed_loop_warns_when_collected(loop_factory):
+    loop = loop_factory()
+    with pytest.warns(ResourceWarning, match="unclosed event loop"):
+        del loop
+        gc.collect()

@@ -217,3 +217,18 @@ def test_exception_context_has_the_source_traceback_in_debug_mode(loop):
     frames = contexts[0]["source_traceback"]
     # The traceback of where call_soon was called, ending in this test.
     assert frames[-1].name == "test_exception_context_has_the_source_traceback_in_debug_mode"
+
+
+def test_debug_mode_tracks_coroutine_origins_while_running(loop):
+    reference = __import__("asyncio").new_event_loop()
+    try:
+        depths = {}
+        for name, lp in (("mine", loop), ("stock", reference)):
+            lp.set_debug(True)
+            lp.call_soon(lambda n=name: depths.setdefault(n, sys.get_coroutine_origin_tracking_depth()))
+            run_once(lp)
+    finally:
+        reference.close()
+    assert depths["stock"] > 0
+    assert depths["mine"] == depths["stock"]
+    assert sys.get_coroutine_origin_tracking_depth() == 0

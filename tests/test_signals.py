@@ -105,6 +105,36 @@ def test_signal_handler_can_remove_itself(loop):
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
 
 
+def test_signal_arriving_while_the_loop_is_not_running_is_handled_by_the_next_run(loop):
+    calls = []
+    loop.add_signal_handler(signal.SIGUSR1, calls.append, "handled")
+    os.kill(os.getpid(), signal.SIGUSR1)
+    assert calls == []
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert calls == ["handled"]
+    loop.remove_signal_handler(signal.SIGUSR1)
+
+
+def test_handlers_for_two_signals_are_each_called(loop):
+    calls = []
+
+    def on_signal(name):
+        calls.append(name)
+        if len(calls) == 2:
+            loop.stop()
+
+    loop.add_signal_handler(signal.SIGUSR1, on_signal, "USR1")
+    loop.add_signal_handler(signal.SIGUSR2, on_signal, "USR2")
+    loop.call_soon(os.kill, os.getpid(), signal.SIGUSR1)
+    loop.call_soon(os.kill, os.getpid(), signal.SIGUSR2)
+    loop.call_later(5, loop.stop)
+    loop.run_forever()
+    assert sorted(calls) == ["USR1", "USR2"]
+    loop.remove_signal_handler(signal.SIGUSR1)
+    loop.remove_signal_handler(signal.SIGUSR2)
+
+
 def test_add_signal_handler_again_replaces_the_handler(loop):
     calls = []
 
@@ -341,4 +371,23 @@ def test_sigint_cancels_the_main_task_of_run_and_raises_keyboard_interrupt(loop_
     assert "Traceback (most recent call last)" in err
     assert err.rstrip().endswith("KeyboardInterrupt")
     assert proc.returncode == -signal.SIGINT
+    assert elapsed < 1.0
+
+
+def test_sigint_with_a_signal_handler_calls_it_instead_of_raising(loop_factory, child_env):
+    proc = _start_child(f"""
+        import asyncio, signal
+        loop = {loop_factory.new_loop_source}
+        def on_sigint():
+            print("handled", flush=True)
+            loop.stop()
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        loop.call_soon(lambda: print("ready", flush=True))
+        loop.run_forever()
+        loop.close()
+        print("exited", flush=True)
+    """, child_env)
+    elapsed, out, err = _interrupt(proc)
+    assert out == "handled\nexited\n"
+    assert proc.returncode == 0, err
     assert elapsed < 1.0
