@@ -32,5 +32,7 @@ extern fl_module_state fl_state;
  * set on failure. */
 int fl_handle_init(PyObject *module);
 int fl_loop_init(PyObject *module);
+int fl_future_init(PyObject *module);
+int fl_task_init(PyObject *module);
 
 #endif /* FL_MODULE_H */
