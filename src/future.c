@@ -129,14 +129,14 @@ run_callback_ready(PyObject *pair, PyObject *fut)
         return -1;
     }
     PyObject *res = PyObject_CallOneArg(fn, fut);
-    PyObject *exc = res == NULL ? fl_fetch_exc() : NULL;
+    PyObject *exc = res == NULL ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
         Py_XDECREF(exc);
         Py_XDECREF(res);
         return -1;
     }
     if (res == NULL) {
-        fl_restore_exc(exc);
+        fl_err_restore(exc);
         return -1;
     }
     Py_DECREF(res);
@@ -994,7 +994,7 @@ fl_future_finalize(FLFuture *fut)
         return;
     }
     fut->log_tb = 0;
-    PyObject *saved = fl_fetch_exc();
+    PyObject *saved = fl_err_fetch();
     PyObject *context = NULL, *name = NULL, *message = NULL;
 
     name = PyType_GetName(Py_TYPE(fut));
@@ -1027,7 +1027,7 @@ done:
     Py_XDECREF(context);
     Py_XDECREF(message);
     Py_XDECREF(name);
-    fl_restore_exc(saved);
+    fl_err_restore(saved);
 }
 
 static void

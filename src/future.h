@@ -11,43 +11,6 @@
 
 #include "module.h"
 
-/* The current exception as one object (NULL if none) and back; 3.12 has
- * these as API, 3.11 keeps (type, value, traceback) triples. */
-static inline PyObject *
-fl_fetch_exc(void)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    return PyErr_GetRaisedException();
-#else
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (type == NULL) {
-        return NULL;
-    }
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_DECREF(type);
-    Py_XDECREF(tb);
-    return value;
-#endif
-}
-
-/* Steals `exc`; NULL clears nothing and sets nothing. */
-static inline void
-fl_restore_exc(PyObject *exc)
-{
-    if (exc == NULL) {
-        return;
-    }
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_SetRaisedException(exc);
-#else
-    PyErr_Restore(Py_NewRef(Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-#endif
-}
-
 /* getattr(obj, name) that returns 0 with *result NULL when missing. */
 static inline int
 fl_get_optional_attr(PyObject *obj, PyObject *name, PyObject **result)

@@ -38,6 +38,12 @@ FLHandle *fl_handle_new(PyTypeObject *type, PyObject *loop,
  * cancelled; -1 with the callback's exception set. */
 int fl_handle_run(FLHandle *handle);
 
+/* Report the current exception the way asyncio's Handle._run does
+ * ('Exception in callback ...' through the loop's exception handler).
+ * SystemExit and KeyboardInterrupt are left set and -1 returned; otherwise
+ * the exception is consumed and 0 returned. */
+int fl_handle_report_error(FLHandle *handle);
+
 /* Mark cancelled and drop the callback and arguments. */
 void fl_handle_cancel(FLHandle *handle);
 

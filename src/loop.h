@@ -52,13 +52,6 @@ typedef struct {
     struct fl_io_watch **io;
     Py_ssize_t io_cap;
 
-    /* Signals (main thread): the socket given to signal.set_wakeup_fd. */
-    int signal_rfd;
-    int signal_wfd;
-    ev_io signal_watcher;
-    PyObject *old_wakeup_fd;      /* what set_wakeup_fd returned, or NULL */
-    struct fl_handle *signal_handlers[NSIG];
-
     int running;
     int stopping;
     int closed;

@@ -72,8 +72,8 @@ PyInit__core(void)
         return NULL;
     }
     if (fill_state() < 0 || fl_handle_init(module) < 0 ||
-        fl_loop_init(module) < 0 || fl_future_init(module) < 0 ||
-        fl_task_init(module) < 0) {
+        fl_loop_init(module) < 0 || fl_io_init(module) < 0 ||
+        fl_future_init(module) < 0 || fl_task_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -32,7 +32,47 @@ extern fl_module_state fl_state;
  * set on failure. */
 int fl_handle_init(PyObject *module);
 int fl_loop_init(PyObject *module);
+int fl_io_init(PyObject *module);
 int fl_future_init(PyObject *module);
 int fl_task_init(PyObject *module);
+
+/* The current exception as one object (NULL if none), and its inverse:
+ * PyErr_GetRaisedException/SetRaisedException on 3.12+, built from
+ * PyErr_Fetch/Restore on 3.11. */
+static inline PyObject *
+fl_err_fetch(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+static inline void
+fl_err_restore(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    if (exc == NULL) {
+        return;
+    }
+    PyObject *type = Py_NewRef((PyObject *)Py_TYPE(exc));
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Restore(type, exc, tb);
+#endif
+}
 
 #endif /* FL_MODULE_H */

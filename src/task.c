@@ -91,12 +91,12 @@ task_step_ready(PyObject *task, PyObject *exc)
         return -1;
     }
     int rc = task_step((FLTask *)task, exc);
-    PyObject *err = rc < 0 ? fl_fetch_exc() : NULL;
+    PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
         Py_XDECREF(err);
         return -1;
     }
-    fl_restore_exc(err);
+    fl_err_restore(err);
     return rc;
 }
 
@@ -108,12 +108,12 @@ task_wakeup_ready(PyObject *task, PyObject *fut)
         return -1;
     }
     int rc = task_wakeup((FLTask *)task, fut);
-    PyObject *err = rc < 0 ? fl_fetch_exc() : NULL;
+    PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
         Py_XDECREF(err);
         return -1;
     }
-    fl_restore_exc(err);
+    fl_err_restore(err);
     return rc;
 }
 
@@ -376,7 +376,7 @@ task_handle_yield(FLTask *task, PyObject *result)
 static PyObject *
 fetch_stop_iteration_value(void)
 {
-    PyObject *exc = fl_fetch_exc();
+    PyObject *exc = fl_err_fetch();
     PyObject *value = PyObject_GetAttrString(exc, "value");
     Py_DECREF(exc);
     return value;
@@ -427,7 +427,7 @@ task_step_run(FLTask *task, PyObject *exc)
         return r < 0 ? -1 : 0;
     }
     if (rc == PYGEN_ERROR) {
-        PyObject *err = fl_fetch_exc();
+        PyObject *err = fl_err_fetch();
         if (err == NULL) {
             PyErr_SetString(PyExc_SystemError,
                             "coroutine failed without an exception");
@@ -444,7 +444,7 @@ task_step_run(FLTask *task, PyObject *exc)
         }
         if (PyErr_GivenExceptionMatches(err, PyExc_KeyboardInterrupt) ||
             PyErr_GivenExceptionMatches(err, PyExc_SystemExit)) {
-            fl_restore_exc(err);
+            fl_err_restore(err);
             return -1;
         }
         Py_DECREF(err);
@@ -480,14 +480,14 @@ task_step(FLTask *task, PyObject *exc)
     int rc = enter_task(loop, (PyObject *)task);
     if (rc == 0) {
         rc = task_step_run(task, exc);
-        PyObject *err = rc < 0 ? fl_fetch_exc() : NULL;
+        PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
         if (leave_task(loop, (PyObject *)task) < 0) {
             if (err != NULL) {
                 PyErr_WriteUnraisable((PyObject *)task);
             }
             rc = -1;
         }
-        fl_restore_exc(err);
+        fl_err_restore(err);
     }
     Py_DECREF(task);
     Py_DECREF(loop);
@@ -518,7 +518,7 @@ task_wakeup(FLTask *task, PyObject *fut)
         }
     }
     /* This may also be a cancellation. */
-    PyObject *exc = fl_fetch_exc();
+    PyObject *exc = fl_err_fetch();
     int rc = task_step(task, exc);
     Py_DECREF(exc);
     return rc;
@@ -588,23 +588,23 @@ task_eager_start(FLTask *task)
         rc = PyContext_Enter(task->context);
         if (rc == 0) {
             rc = task_step_run(task, NULL);
-            PyObject *err = rc < 0 ? fl_fetch_exc() : NULL;
+            PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
             if (PyContext_Exit(task->context) < 0) {
                 Py_XDECREF(err);
                 rc = -1;
             }
             else {
-                fl_restore_exc(err);
+                fl_err_restore(err);
             }
         }
-        PyObject *err = rc < 0 ? fl_fetch_exc() : NULL;
+        PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
         if (PySet_Discard(fl_fstate.eager_tasks, self) < 0) {
             PyErr_WriteUnraisable(self);
         }
-        fl_restore_exc(err);
+        fl_err_restore(err);
     }
     /* Swap the previous current task back. */
-    PyObject *err = rc < 0 ? fl_fetch_exc() : NULL;
+    PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     int r2 = prev ? PyDict_SetItem(fl_fstate.current_tasks, loop, prev)
                   : PyDict_DelItem(fl_fstate.current_tasks, loop);
     if (r2 < 0) {
@@ -612,11 +612,11 @@ task_eager_start(FLTask *task)
             PyErr_WriteUnraisable(self);
         }
         else {
-            err = fl_fetch_exc();
+            err = fl_err_fetch();
         }
         rc = -1;
     }
-    fl_restore_exc(err);
+    fl_err_restore(err);
     Py_XDECREF(prev);
     Py_DECREF(loop);
     if (task->fut.state != FL_PENDING) {
@@ -1090,7 +1090,7 @@ Task_finalize(FLTask *task)
 {
     if (task->fut.state == FL_PENDING && task->log_destroy_pending &&
         task->fut.loop != NULL) {
-        PyObject *saved = fl_fetch_exc();
+        PyObject *saved = fl_err_fetch();
         PyObject *context = PyDict_New();
         PyObject *message =
             PyUnicode_FromString("Task was destroyed but it is pending!");
@@ -1108,7 +1108,7 @@ Task_finalize(FLTask *task)
         }
         Py_XDECREF(message);
         Py_XDECREF(context);
-        fl_restore_exc(saved);
+        fl_err_restore(saved);
     }
     fl_future_finalize(&task->fut);
 }

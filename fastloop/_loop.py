@@ -1,0 +1,148 @@
+"""fastloop.Loop: the C core plus asyncio's own code for the cold paths.
+
+The hot paths (scheduling, timers, the run loop, fd watching) are C methods
+of ``_core.Loop``.  Everything else -- executors, async generator hooks,
+exception handler plumbing, signal handler bookkeeping, name resolution and
+the selector transports for sockets, pipes and subprocesses -- is inherited
+unchanged from asyncio's Unix selector loop, which reaches the C core only
+through the methods it overrides.
+"""
+
+import asyncio
+import selectors
+import signal
+import sys
+import threading
+import warnings
+import weakref
+from asyncio import events, unix_events
+from asyncio.log import logger
+
+from . import _core
+
+__all__ = ["Loop"]
+
+
+class _SelectorView:
+    """The part of a selector that asyncio's transports read.
+
+    Transports look up ``loop._selector.get_key(fd)`` to show whether they
+    are polling; the C loop answers from its own watcher table.
+    """
+
+    def __init__(self, loop):
+        self._loop = weakref.ref(loop)
+
+    def get_key(self, fileobj):
+        loop = self._loop()
+        mask = loop._io_events(fileobj) if loop is not None else 0
+        if not mask:
+            raise KeyError(f"{fileobj!r} is not registered")
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        return selectors.SelectorKey(fileobj, fd, mask, None)
+
+    def close(self):
+        pass
+
+
+class Loop(_core.Loop, unix_events.SelectorEventLoop):
+    """An asyncio event loop implemented in C on libev."""
+
+    def __init__(self):
+        _core.Loop.__init__(self)
+        unix_events.SelectorEventLoop.__init__(self, _SelectorView(self))
+
+    def create_future(self):
+        """Create a fastloop.Future attached to the loop."""
+        return _core.Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None):
+        """Schedule a coroutine as a fastloop.Task (or the task factory's)."""
+        if self._task_factory is not None:
+            return super().create_task(coro, name=name, context=context)
+        self._check_closed()
+        task = _core.Task(coro, loop=self, name=name, context=context)
+        if task._source_traceback:
+            del task._source_traceback[-1]
+        return task
+
+    def __repr__(self):
+        return (
+            f"<{self.__class__.__name__} running={self.is_running()} "
+            f"closed={self.is_closed()} debug={self.get_debug()}>"
+        )
+
+    def run_forever(self):
+        """Run until stop() is called."""
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        old_wakeup_fd = self._install_signal_wakeup()
+        try:
+            sys.set_asyncgen_hooks(
+                firstiter=self._asyncgen_firstiter_hook,
+                finalizer=self._asyncgen_finalizer_hook,
+            )
+            events._set_running_loop(self)
+            self._run_forever_core()
+        finally:
+            events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+            self._restore_signal_wakeup(old_wakeup_fd)
+
+    def _install_signal_wakeup(self):
+        # In the main thread a signal must end a blocking poll, even one
+        # that arrives just before the poll starts: Python's C-level handler
+        # writes the signal number to this socket, which the loop watches.
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        try:
+            return signal.set_wakeup_fd(
+                self._csock.fileno(), warn_on_full_buffer=False
+            )
+        except (ValueError, OSError):
+            return None
+
+    def _restore_signal_wakeup(self, old_fd):
+        if old_fd is None or self._signal_handlers:
+            # add_signal_handler keeps the wakeup fd while handlers exist.
+            return
+        try:
+            signal.set_wakeup_fd(old_fd)
+        except (ValueError, OSError):
+            pass
+
+    def close(self):
+        """Close the loop; pending callbacks are dropped.  Idempotent."""
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        if self._signal_handlers:
+            if sys.is_finalizing():
+                warnings.warn(
+                    f"Closing the loop {self!r} on interpreter shutdown "
+                    f"stage, skipping signal handlers removal",
+                    ResourceWarning,
+                    source=self,
+                )
+                self._signal_handlers.clear()
+            else:
+                for sig in list(self._signal_handlers):
+                    self.remove_signal_handler(sig)
+        if self._debug:
+            logger.debug("Close %r", self)
+        self._close_self_pipe()
+        self._close_core()
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+
+
+def new_event_loop():
+    """Return a new fastloop event loop."""
+    return Loop()

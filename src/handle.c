@@ -1,0 +1,495 @@
+/* handle.c: Handle and TimerHandle.
+ *
+ * Owns the two public handle types.  A handle holds the callback, its
+ * arguments (a tuple, so the arguments are passed by vectorcall straight
+ * from the tuple's item array), the context to run it in and its loop.
+ * TimerHandle adds the deadline and its place in the loop's timer heap;
+ * cancelling a TimerHandle removes it from the heap at once.
+ */
+#include "handle.h"
+#include "loop.h"
+
+#include <structmember.h>
+
+FLHandle *
+fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
+              PyObject *args, PyObject *context)
+{
+    FLHandle *self = PyObject_GC_New(FLHandle, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    if (context == NULL || context == Py_None) {
+        context = PyContext_CopyCurrent();
+        if (context == NULL) {
+            self->callback = self->args = self->context = NULL;
+            self->loop = self->source_traceback = self->repr = NULL;
+            self->weakreflist = NULL;
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    else {
+        Py_INCREF(context);
+    }
+    self->context = context;
+    self->callback = Py_NewRef(callback);
+    self->args = Py_NewRef(args);
+    self->loop = Py_NewRef(loop);
+    self->source_traceback = NULL;
+    self->repr = NULL;
+    self->weakreflist = NULL;
+    self->cancelled = 0;
+    self->scheduled = 0;
+    self->when = 0.0;
+    self->seq = 0;
+    self->heap_index = -1;
+    PyObject_GC_Track(self);
+    return self;
+}
+
+int
+fl_handle_run(FLHandle *handle)
+{
+    if (handle->cancelled) {
+        return 0;
+    }
+    /* Keep the callback alive even if it cancels its own handle. */
+    PyObject *callback = Py_NewRef(handle->callback);
+    PyObject *args = Py_NewRef(handle->args);
+    PyObject *context = handle->context;
+    if (PyContext_Enter(context) < 0) {
+        Py_DECREF(callback);
+        Py_DECREF(args);
+        return -1;
+    }
+    PyObject *res = PyObject_Vectorcall(
+        callback, &PyTuple_GET_ITEM(args, 0), PyTuple_GET_SIZE(args), NULL);
+    Py_DECREF(callback);
+    Py_DECREF(args);
+    if (PyContext_Exit(context) < 0) {
+        Py_XDECREF(res);
+        return -1;
+    }
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+void
+fl_handle_cancel(FLHandle *handle)
+{
+    if (handle->cancelled) {
+        return;
+    }
+    if (handle->scheduled) {
+        fl_loop_remove_timer((FLLoop *)handle->loop, handle);
+    }
+    if (handle->loop != NULL && FLLoop_Check(handle->loop) &&
+        ((FLLoop *)handle->loop)->debug && handle->repr == NULL) {
+        /* Keep what the repr said while the callback was still known. */
+        handle->repr = PyObject_Repr((PyObject *)handle);
+        if (handle->repr == NULL) {
+            PyErr_WriteUnraisable((PyObject *)handle);
+        }
+    }
+    handle->cancelled = 1;
+    Py_CLEAR(handle->callback);
+    Py_CLEAR(handle->args);
+}
+
+/* ---- Python-visible methods ------------------------------------------ */
+
+static PyObject *
+handle_cancel(FLHandle *self, PyObject *Py_UNUSED(ignored))
+{
+    fl_handle_cancel(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+handle_cancelled(FLHandle *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->cancelled);
+}
+
+static PyObject *
+handle_get_context(FLHandle *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->context);
+}
+
+static PyObject *
+handle_run_method(FLHandle *self, PyObject *Py_UNUSED(ignored))
+{
+    if (fl_handle_run(self) < 0 && fl_handle_report_error(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+timer_when(FLHandle *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(self->when);
+}
+
+/* asyncio's repr: <Handle callback(args) at file:line> with 'cancelled' and,
+ * for timers, 'when=...'; 'created at file:line' in debug mode. */
+static PyObject *
+handle_repr(FLHandle *self)
+{
+    if (self->repr != NULL) {
+        return Py_NewRef(self->repr);
+    }
+    PyObject *parts = PyList_New(0);
+    if (parts == NULL) {
+        return NULL;
+    }
+    PyObject *item = PyUnicode_FromString(Py_TYPE(self)->tp_name);
+    if (item == NULL || PyList_Append(parts, item) < 0) {
+        goto error;
+    }
+    Py_CLEAR(item);
+    if (self->cancelled) {
+        item = PyUnicode_FromString("cancelled");
+        if (item == NULL || PyList_Append(parts, item) < 0) {
+            goto error;
+        }
+        Py_CLEAR(item);
+    }
+    if (PyObject_TypeCheck(self, &FLTimerHandle_Type)) {
+        PyObject *when = PyFloat_FromDouble(self->when);
+        if (when == NULL) {
+            goto error;
+        }
+        item = PyUnicode_FromFormat("when=%R", when);
+        Py_DECREF(when);
+        if (item == NULL || PyList_Append(parts, item) < 0) {
+            goto error;
+        }
+        Py_CLEAR(item);
+    }
+    if (self->callback != NULL) {
+        int debug = self->loop != NULL && FLLoop_Check(self->loop) &&
+                    ((FLLoop *)self->loop)->debug;
+        item = PyObject_CallFunction(fl_state.format_callback_source, "OOO",
+                                     self->callback, self->args,
+                                     debug ? Py_True : Py_False);
+        if (item == NULL) {
+            /* Older signatures take no `debug` argument. */
+            PyErr_Clear();
+            item = PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
+                                                self->callback, self->args,
+                                                NULL);
+        }
+        if (item == NULL || PyList_Append(parts, item) < 0) {
+            goto error;
+        }
+        Py_CLEAR(item);
+    }
+    if (self->source_traceback != NULL && PyList_Check(self->source_traceback) &&
+        PyList_GET_SIZE(self->source_traceback) > 0) {
+        PyObject *frame = PyList_GET_ITEM(
+            self->source_traceback, PyList_GET_SIZE(self->source_traceback) - 1);
+        PyObject *filename = PyObject_GetAttrString(frame, "filename");
+        PyObject *lineno = filename ? PyObject_GetAttrString(frame, "lineno")
+                                    : NULL;
+        if (lineno == NULL) {
+            Py_XDECREF(filename);
+            goto error;
+        }
+        item = PyUnicode_FromFormat("created at %S:%S", filename, lineno);
+        Py_DECREF(filename);
+        Py_DECREF(lineno);
+        if (item == NULL || PyList_Append(parts, item) < 0) {
+            goto error;
+        }
+        Py_CLEAR(item);
+    }
+    PyObject *sep = PyUnicode_FromString(" ");
+    if (sep == NULL) {
+        goto error;
+    }
+    PyObject *joined = PyUnicode_Join(sep, parts);
+    Py_DECREF(sep);
+    Py_DECREF(parts);
+    if (joined == NULL) {
+        return NULL;
+    }
+    PyObject *res = PyUnicode_FromFormat("<%U>", joined);
+    Py_DECREF(joined);
+    return res;
+error:
+    Py_XDECREF(item);
+    Py_DECREF(parts);
+    return NULL;
+}
+
+static int
+handle_traverse(FLHandle *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->callback);
+    Py_VISIT(self->args);
+    Py_VISIT(self->context);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->source_traceback);
+    Py_VISIT(self->repr);
+    return 0;
+}
+
+static int
+handle_clear(FLHandle *self)
+{
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->args);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->source_traceback);
+    Py_CLEAR(self->repr);
+    Py_CLEAR(self->loop);
+    return 0;
+}
+
+static void
+handle_dealloc(FLHandle *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    (void)handle_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+handle_get_callback(FLHandle *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->callback ? self->callback : Py_None);
+}
+
+static PyObject *
+handle_get_args(FLHandle *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->args ? self->args : Py_None);
+}
+
+static PyObject *
+handle_get_loop(FLHandle *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->loop ? self->loop : Py_None);
+}
+
+static PyObject *
+handle_get_source_traceback(FLHandle *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->source_traceback ? self->source_traceback
+                                            : Py_None);
+}
+
+static PyObject *
+handle_get_cancelled_attr(FLHandle *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->cancelled);
+}
+
+static PyObject *
+handle_get_scheduled(FLHandle *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->scheduled);
+}
+
+static PyObject *
+handle_get_when(FLHandle *self, void *Py_UNUSED(closure))
+{
+    return PyFloat_FromDouble(self->when);
+}
+
+static PyObject *
+handle_new_py(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"callback", "args", "loop", "context", NULL};
+    PyObject *callback, *cargs, *loop, *context = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O:Handle", kwlist,
+                                     &callback, &cargs, &loop, &context)) {
+        return NULL;
+    }
+    PyObject *tuple = PySequence_Tuple(cargs);
+    if (tuple == NULL) {
+        return NULL;
+    }
+    FLHandle *self = fl_handle_new(type, loop, callback, tuple, context);
+    Py_DECREF(tuple);
+    return (PyObject *)self;
+}
+
+static PyObject *
+timer_new_py(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"when", "callback", "args", "loop", "context",
+                             NULL};
+    double when;
+    PyObject *callback, *cargs, *loop, *context = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "dOOO|O:TimerHandle",
+                                     kwlist, &when, &callback, &cargs, &loop,
+                                     &context)) {
+        return NULL;
+    }
+    PyObject *tuple = PySequence_Tuple(cargs);
+    if (tuple == NULL) {
+        return NULL;
+    }
+    FLHandle *self = fl_handle_new(type, loop, callback, tuple, context);
+    Py_DECREF(tuple);
+    if (self != NULL) {
+        self->when = when;
+    }
+    return (PyObject *)self;
+}
+
+/* 1 when two TimerHandles are equal the way asyncio's are (same deadline,
+ * callback, arguments and state), 0 when not, -1 on error. */
+static int
+timer_equal(FLHandle *x, FLHandle *y)
+{
+    if (x == y) {
+        return 1;
+    }
+    if (x->when != y->when || x->cancelled != y->cancelled ||
+        x->callback != y->callback) {
+        return 0;
+    }
+    return PyObject_RichCompareBool(x->args ? x->args : Py_None,
+                                    y->args ? y->args : Py_None, Py_EQ);
+}
+
+/* TimerHandles order by their deadline, as asyncio's do. */
+static PyObject *
+timer_richcompare(PyObject *a, PyObject *b, int op)
+{
+    if (!PyObject_TypeCheck(b, &FLTimerHandle_Type)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    FLHandle *x = (FLHandle *)a, *y = (FLHandle *)b;
+    int res;
+    if (op == Py_LT || op == Py_GT) {
+        res = op == Py_LT ? x->when < y->when : x->when > y->when;
+        return PyBool_FromLong(res);
+    }
+    res = timer_equal(x, y);
+    if (res < 0) {
+        return NULL;
+    }
+    switch (op) {
+    case Py_EQ:
+        break;
+    case Py_NE:
+        res = !res;
+        break;
+    case Py_LE:
+        res = res || x->when < y->when;
+        break;
+    default: /* Py_GE */
+        res = res || x->when > y->when;
+        break;
+    }
+    return PyBool_FromLong(res);
+}
+
+static Py_hash_t
+timer_hash(PyObject *self)
+{
+    PyObject *when = PyFloat_FromDouble(((FLHandle *)self)->when);
+    if (when == NULL) {
+        return -1;
+    }
+    Py_hash_t h = PyObject_Hash(when);
+    Py_DECREF(when);
+    return h;
+}
+
+static PyMethodDef handle_methods[] = {
+    {"cancel", (PyCFunction)handle_cancel, METH_NOARGS,
+     "Cancel the callback; a no-op if it already ran or was cancelled."},
+    {"cancelled", (PyCFunction)handle_cancelled, METH_NOARGS,
+     "Return True if the callback was cancelled."},
+    {"get_context", (PyCFunction)handle_get_context, METH_NOARGS,
+     "Return the contextvars.Context the callback runs in."},
+    {"_run", (PyCFunction)handle_run_method, METH_NOARGS,
+     "Run the callback now (asyncio's private Handle._run)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMethodDef timer_methods[] = {
+    {"when", (PyCFunction)timer_when, METH_NOARGS,
+     "Return the scheduled time as a float, on the loop.time() clock."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef handle_getset[] = {
+    {"_callback", (getter)handle_get_callback, NULL, NULL, NULL},
+    {"_args", (getter)handle_get_args, NULL, NULL, NULL},
+    {"_loop", (getter)handle_get_loop, NULL, NULL, NULL},
+    {"_source_traceback", (getter)handle_get_source_traceback, NULL, NULL,
+     NULL},
+    {"_cancelled", (getter)handle_get_cancelled_attr, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyGetSetDef timer_getset[] = {
+    {"_scheduled", (getter)handle_get_scheduled, NULL, NULL, NULL},
+    {"_when", (getter)handle_get_when, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject FLHandle_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "fastloop.Handle",
+    .tp_doc = "Object returned by callback registration methods.",
+    .tp_basicsize = sizeof(FLHandle),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_new = handle_new_py,
+    .tp_dealloc = (destructor)handle_dealloc,
+    .tp_traverse = (traverseproc)handle_traverse,
+    .tp_clear = (inquiry)handle_clear,
+    .tp_repr = (reprfunc)handle_repr,
+    .tp_weaklistoffset = offsetof(FLHandle, weakreflist),
+    .tp_methods = handle_methods,
+    .tp_getset = handle_getset,
+};
+
+PyTypeObject FLTimerHandle_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "fastloop.TimerHandle",
+    .tp_doc = "Object returned by timed callback registration methods.",
+    .tp_basicsize = sizeof(FLHandle),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_new = timer_new_py,
+    .tp_dealloc = (destructor)handle_dealloc,
+    .tp_traverse = (traverseproc)handle_traverse,
+    .tp_clear = (inquiry)handle_clear,
+    .tp_repr = (reprfunc)handle_repr,
+    .tp_richcompare = timer_richcompare,
+    .tp_hash = timer_hash,
+    .tp_weaklistoffset = offsetof(FLHandle, weakreflist),
+    .tp_methods = timer_methods,
+    .tp_getset = timer_getset,
+};
+
+int
+fl_handle_init(PyObject *module)
+{
+    FLTimerHandle_Type.tp_base = &FLHandle_Type;
+    if (PyType_Ready(&FLHandle_Type) < 0 ||
+        PyType_Ready(&FLTimerHandle_Type) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "Handle", (PyObject *)&FLHandle_Type) <
+            0 ||
+        PyModule_AddObjectRef(module, "TimerHandle",
+                              (PyObject *)&FLTimerHandle_Type) < 0) {
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,1237 @@
+/* loop.c: the event loop core.
+ *
+ * Owns fastloop._core.Loop: the libev loop, the ready queue, the timer heap,
+ * one iteration of the loop (_run_once) and the loop that repeats it, the
+ * monotonic clock, call_soon/call_later/call_at/call_soon_threadsafe,
+ * stop/close, and the plumbing that reports callback exceptions.
+ *
+ * One iteration has asyncio's shape: poll (timeout 0 when callbacks are
+ * ready or the loop is stopping, else until the earliest timer, else
+ * forever), move due timers to the ready queue, then run exactly the entries
+ * that were ready when the run step began.  The GIL is released only around
+ * a poll that may block.  Cold paths (executors, async generators, signal
+ * handler bookkeeping, networking) live in fastloop/_loop.py.
+ */
+#include "loop.h"
+#include "handle.h"
+#include "io.h"
+
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+#include <structmember.h>
+
+/* time.get_clock_info('monotonic').resolution on Linux. */
+#define FL_CLOCK_RESOLUTION 1e-9
+
+double
+fl_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- ready queue ------------------------------------------------------ */
+
+static int
+ready_grow(FLLoop *self)
+{
+    Py_ssize_t new_cap = self->ready_cap ? self->ready_cap * 2 : 64;
+    fl_ready_entry *entries = PyMem_Malloc(new_cap * sizeof(fl_ready_entry));
+    if (entries == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    /* Unwrap the ring so the entries start at index 0. */
+    for (Py_ssize_t i = 0; i < self->ready_len; i++) {
+        entries[i] =
+            self->ready[(self->ready_head + i) & (self->ready_cap - 1)];
+    }
+    PyMem_Free(self->ready);
+    self->ready = entries;
+    self->ready_cap = new_cap;
+    self->ready_head = 0;
+    return 0;
+}
+
+int
+fl_loop_enqueue(FLLoop *self, fl_ready_fn fn, PyObject *a, PyObject *b)
+{
+    if (self->ready_len == self->ready_cap && ready_grow(self) < 0) {
+        return -1;
+    }
+    fl_ready_entry *e =
+        &self->ready[(self->ready_head + self->ready_len) &
+                     (self->ready_cap - 1)];
+    e->fn = fn;
+    e->a = Py_XNewRef(a);
+    e->b = Py_XNewRef(b);
+    self->ready_len++;
+    return 0;
+}
+
+int
+fl_loop_enqueue_handle(FLLoop *self, FLHandle *handle)
+{
+    return fl_loop_enqueue(self, NULL, (PyObject *)handle, NULL);
+}
+
+/* Pops the oldest entry; the caller owns its references. */
+static inline fl_ready_entry
+ready_pop(FLLoop *self)
+{
+    fl_ready_entry e = self->ready[self->ready_head];
+    self->ready_head = (self->ready_head + 1) & (self->ready_cap - 1);
+    self->ready_len--;
+    return e;
+}
+
+static void
+ready_clear(FLLoop *self)
+{
+    while (self->ready_len > 0) {
+        fl_ready_entry e = ready_pop(self);
+        Py_XDECREF(e.a);
+        Py_XDECREF(e.b);
+    }
+}
+
+/* ---- timer heap ------------------------------------------------------- */
+
+static inline int
+timer_before(FLHandle *x, FLHandle *y)
+{
+    return x->when < y->when || (x->when == y->when && x->seq < y->seq);
+}
+
+static inline void
+heap_set(FLLoop *self, Py_ssize_t i, FLHandle *t)
+{
+    self->timers[i] = t;
+    t->heap_index = i;
+}
+
+static void
+heap_sift_up(FLLoop *self, Py_ssize_t i)
+{
+    FLHandle *t = self->timers[i];
+    while (i > 0) {
+        Py_ssize_t parent = (i - 1) / 2;
+        if (!timer_before(t, self->timers[parent])) {
+            break;
+        }
+        heap_set(self, i, self->timers[parent]);
+        i = parent;
+    }
+    heap_set(self, i, t);
+}
+
+static void
+heap_sift_down(FLLoop *self, Py_ssize_t i)
+{
+    FLHandle *t = self->timers[i];
+    Py_ssize_t n = self->ntimers;
+    for (;;) {
+        Py_ssize_t child = 2 * i + 1;
+        if (child >= n) {
+            break;
+        }
+        if (child + 1 < n &&
+            timer_before(self->timers[child + 1], self->timers[child])) {
+            child++;
+        }
+        if (!timer_before(self->timers[child], t)) {
+            break;
+        }
+        heap_set(self, i, self->timers[child]);
+        i = child;
+    }
+    heap_set(self, i, t);
+}
+
+int
+fl_loop_add_timer(FLLoop *self, FLHandle *timer)
+{
+    if (self->ntimers == self->timers_cap) {
+        Py_ssize_t new_cap = self->timers_cap ? self->timers_cap * 2 : 64;
+        FLHandle **timers =
+            PyMem_Realloc(self->timers, new_cap * sizeof(FLHandle *));
+        if (timers == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->timers = timers;
+        self->timers_cap = new_cap;
+    }
+    timer->seq = self->timer_seq++;
+    timer->scheduled = 1;
+    Py_INCREF(timer);
+    heap_set(self, self->ntimers++, timer);
+    heap_sift_up(self, self->ntimers - 1);
+    return 0;
+}
+
+/* Removes `index` from the heap and returns the heap's reference. */
+static FLHandle *
+heap_remove_at(FLLoop *self, Py_ssize_t index)
+{
+    FLHandle *t = self->timers[index];
+    FLHandle *last = self->timers[--self->ntimers];
+    if (last != t) {
+        heap_set(self, index, last);
+        if (index > 0 && timer_before(last, self->timers[(index - 1) / 2])) {
+            heap_sift_up(self, index);
+        }
+        else {
+            heap_sift_down(self, index);
+        }
+    }
+    t->scheduled = 0;
+    t->heap_index = -1;
+    return t;
+}
+
+void
+fl_loop_remove_timer(FLLoop *self, FLHandle *timer)
+{
+    Py_ssize_t i = timer->heap_index;
+    if (!timer->scheduled || i < 0 || i >= self->ntimers ||
+        self->timers[i] != timer) {
+        return;
+    }
+    Py_DECREF(heap_remove_at(self, i));
+}
+
+static void
+timers_clear(FLLoop *self)
+{
+    while (self->ntimers > 0) {
+        Py_DECREF(heap_remove_at(self, self->ntimers - 1));
+    }
+}
+
+/* ---- checks ----------------------------------------------------------- */
+
+int
+fl_loop_check_closed(FLLoop *self)
+{
+    if (self->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
+int
+fl_loop_check_thread(FLLoop *self)
+{
+    if (self->thread_id != 0 && PyThread_get_thread_ident() != self->thread_id) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Non-thread-safe operation invoked on an event loop "
+                        "other than the current one");
+        return -1;
+    }
+    return 0;
+}
+
+/* Debug-mode callback check, as asyncio's _check_callback. */
+static int
+check_callback(PyObject *callback, const char *method)
+{
+    PyObject *res = PyObject_CallOneArg(fl_state.iscoroutine, callback);
+    if (res == NULL) {
+        return -1;
+    }
+    int is_coro = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    if (is_coro == 0) {
+        res = PyObject_CallOneArg(fl_state.iscoroutinefunction, callback);
+        if (res == NULL) {
+            return -1;
+        }
+        is_coro = PyObject_IsTrue(res);
+        Py_DECREF(res);
+    }
+    if (is_coro < 0) {
+        return -1;
+    }
+    if (is_coro) {
+        PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()",
+                     method);
+        return -1;
+    }
+    if (!PyCallable_Check(callback)) {
+        PyErr_Format(PyExc_TypeError,
+                     "a callable object was expected by %s(), got %R", method,
+                     callback);
+        return -1;
+    }
+    return 0;
+}
+
+/* In debug mode handles remember where they were created (asyncio keeps
+ * the stack minus the frame of the loop method itself). */
+static int
+capture_source_traceback(FLHandle *handle)
+{
+    PyObject *frame = (PyObject *)PyEval_GetFrame();
+    PyObject *tb = PyObject_CallOneArg(fl_state.extract_stack,
+                                       frame ? frame : Py_None);
+    if (tb == NULL) {
+        return -1;
+    }
+    handle->source_traceback = tb;
+    return 0;
+}
+
+/* ---- exception reporting --------------------------------------------- */
+
+void
+fl_loop_report_exception(PyObject *loop, const char *message, PyObject *exc,
+                         PyObject *extra_key, PyObject *extra)
+{
+    PyObject *owned_exc = NULL;
+    if (exc == NULL) {
+        owned_exc = fl_err_fetch();
+        exc = owned_exc;
+    }
+    PyObject *context = PyDict_New();
+    PyObject *msg = PyUnicode_FromString(message);
+    if (context == NULL || msg == NULL ||
+        PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
+        (exc != NULL &&
+         PyDict_SetItem(context, fl_state.str_exception, exc) < 0) ||
+        (extra_key != NULL && extra != NULL &&
+         PyDict_SetItem(context, extra_key, extra) < 0)) {
+        goto unraisable;
+    }
+    PyObject *res = PyObject_CallMethodOneArg(
+        loop, fl_state.str_call_exception_handler, context);
+    if (res == NULL) {
+        goto unraisable;
+    }
+    Py_DECREF(res);
+    goto done;
+unraisable:
+    PyErr_WriteUnraisable(loop);
+done:
+    Py_XDECREF(msg);
+    Py_XDECREF(context);
+    Py_XDECREF(owned_exc);
+}
+
+static int
+is_fatal_exception(void)
+{
+    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
+           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+/* asyncio's Handle._run error path: 'Exception in callback ...' with the
+ * handle (and its source traceback in debug mode) in the context. */
+int
+fl_handle_report_error(FLHandle *handle)
+{
+    if (is_fatal_exception()) {
+        return -1;
+    }
+    PyObject *exc = fl_err_fetch();
+    PyObject *loop = handle->loop;
+    PyObject *cb = NULL;
+    if (handle->callback != NULL) {
+        int debug = FLLoop_Check(loop) && ((FLLoop *)loop)->debug;
+        cb = PyObject_CallFunction(fl_state.format_callback_source, "OOO",
+                                   handle->callback, handle->args,
+                                   debug ? Py_True : Py_False);
+    }
+    else {
+        cb = PyObject_Repr((PyObject *)handle);
+    }
+    PyObject *context = PyDict_New();
+    PyObject *msg = cb ? PyUnicode_FromFormat("Exception in callback %U", cb)
+                       : NULL;
+    if (context == NULL || msg == NULL ||
+        PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
+        PyDict_SetItem(context, fl_state.str_exception, exc) < 0 ||
+        PyDict_SetItem(context, fl_state.str_handle, (PyObject *)handle) < 0 ||
+        (handle->source_traceback != NULL &&
+         PyDict_SetItem(context, fl_state.str_source_traceback,
+                        handle->source_traceback) < 0)) {
+        goto unraisable;
+    }
+    PyObject *res = PyObject_CallMethodOneArg(
+        loop, fl_state.str_call_exception_handler, context);
+    if (res == NULL) {
+        goto unraisable;
+    }
+    Py_DECREF(res);
+    goto done;
+unraisable:
+    PyErr_WriteUnraisable((PyObject *)handle);
+done:
+    Py_XDECREF(cb);
+    Py_XDECREF(msg);
+    Py_XDECREF(context);
+    Py_XDECREF(exc);
+    return 0;
+}
+
+/* ---- running entries -------------------------------------------------- */
+
+static PyObject *str_run;         /* "_run" */
+static PyObject *str_format_handle_msg; /* "Executing %s took %.3f seconds" */
+
+/* An asyncio.Handle (or any object with _run) given to _add_callback. */
+static int
+run_foreign_handle(PyObject *handle, PyObject *Py_UNUSED(unused))
+{
+    PyObject *res = PyObject_CallMethodNoArgs(handle, str_run);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+/* Runs one entry.  Returns -1 only for exceptions that must leave the
+ * loop (SystemExit, KeyboardInterrupt); everything else is reported. */
+static int
+run_entry(FLLoop *self, fl_ready_entry *e)
+{
+    if (e->fn == NULL) {
+        FLHandle *handle = (FLHandle *)e->a;
+        if (fl_handle_run(handle) < 0) {
+            return fl_handle_report_error(handle);
+        }
+        return 0;
+    }
+    if (e->fn(e->a, e->b) < 0) {
+        if (is_fatal_exception()) {
+            return -1;
+        }
+        fl_loop_report_exception((PyObject *)self,
+                                 "Exception in event loop callback", NULL,
+                                 NULL, NULL);
+    }
+    return 0;
+}
+
+/* asyncio's _format_handle: a task step shows as the task. */
+static PyObject *
+describe_entry(fl_ready_entry *e)
+{
+    return PyObject_Repr(e->a ? e->a : Py_None);
+}
+
+static int
+run_entry_debug(FLLoop *self, fl_ready_entry *e)
+{
+    self->current_handle = e->fn == NULL ? (FLHandle *)e->a : NULL;
+    double t0 = fl_monotonic();
+    int rc = run_entry(self, e);
+    double dt = fl_monotonic() - t0;
+    self->current_handle = NULL;
+    if (rc < 0 || dt < self->slow_callback_duration) {
+        return rc;
+    }
+    PyObject *what = describe_entry(e);
+    PyObject *res = NULL;
+    if (what != NULL) {
+        res = PyObject_CallMethod(fl_state.logger, "warning", "OOd",
+                                  str_format_handle_msg, what, dt);
+        Py_DECREF(what);
+    }
+    if (res == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(res);
+    return 0;
+}
+
+/* ---- polling ---------------------------------------------------------- */
+
+static void
+release_gil(struct ev_loop *evloop)
+{
+    FLLoop *self = ev_userdata(evloop);
+    if (self->poll_may_block) {
+        self->released_tstate = PyEval_SaveThread();
+    }
+}
+
+static void
+acquire_gil(struct ev_loop *evloop)
+{
+    FLLoop *self = ev_userdata(evloop);
+    if (self->released_tstate != NULL) {
+        PyThreadState *tstate = self->released_tstate;
+        self->released_tstate = NULL;
+        PyEval_RestoreThread(tstate);
+    }
+}
+
+static void
+noop_cb(struct ev_loop *evloop, void *w, int revents)
+{
+}
+
+/* Polls libev once.  timeout < 0 waits until an event arrives. */
+static void
+poll_events(FLLoop *self, double timeout)
+{
+    if (timeout == 0.0) {
+        self->poll_may_block = 0;
+        ev_run(self->evloop, EVRUN_NOWAIT);
+        return;
+    }
+    self->poll_may_block = 1;
+    if (timeout > 0.0) {
+        /* libev measures `after` from its cached time: refresh it first so
+         * the wait is not cut short by time spent in callbacks. */
+        ev_now_update(self->evloop);
+        ev_timer_set(&self->poll_timer, timeout, 0.0);
+        ev_timer_start(self->evloop, &self->poll_timer);
+        ev_run(self->evloop, EVRUN_ONCE);
+        ev_timer_stop(self->evloop, &self->poll_timer);
+    }
+    else {
+        ev_run(self->evloop, EVRUN_ONCE);
+    }
+    self->poll_may_block = 0;
+}
+
+/* Moves every timer due by now (within the clock's resolution) to the
+ * ready queue, earliest first. */
+static int
+collect_due_timers(FLLoop *self)
+{
+    if (self->ntimers == 0) {
+        return 0;
+    }
+    double end_time = fl_monotonic() + FL_CLOCK_RESOLUTION;
+    while (self->ntimers > 0 && self->timers[0]->when < end_time) {
+        FLHandle *t = heap_remove_at(self, 0);
+        /* The heap's reference moves to the ready queue. */
+        int rc = fl_loop_enqueue_handle(self, t);
+        Py_DECREF(t);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+run_once(FLLoop *self)
+{
+    double timeout = -1.0;
+    if (self->ready_len > 0 || self->stopping) {
+        timeout = 0.0;
+    }
+    else if (self->ntimers > 0) {
+        timeout = self->timers[0]->when - fl_monotonic();
+        if (timeout < 0.0) {
+            timeout = 0.0;
+        }
+    }
+    poll_events(self, timeout);
+    if (PyErr_Occurred() || PyErr_CheckSignals() < 0) {
+        return -1;
+    }
+    if (collect_due_timers(self) < 0) {
+        return -1;
+    }
+    /* Run exactly what is ready now; what these callbacks schedule runs in
+     * the next iteration. */
+    Py_ssize_t ntodo = self->ready_len;
+    int debug = self->debug;
+    for (Py_ssize_t i = 0; i < ntodo && self->ready_len > 0; i++) {
+        fl_ready_entry e = ready_pop(self);
+        int rc = debug ? run_entry_debug(self, &e) : run_entry(self, &e);
+        Py_XDECREF(e.a);
+        Py_XDECREF(e.b);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- scheduling methods ---------------------------------------------- */
+
+/* Parses `(callback, *args, context=None)` from a vectorcall.  Returns a
+ * new tuple of the positional args after `skip` leading ones. */
+static PyObject *
+args_tuple(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t skip)
+{
+    Py_ssize_t n = nargs - skip;
+    if (n <= 0) {
+        return PyTuple_New(0);
+    }
+    PyObject *tuple = PyTuple_New(n);
+    if (tuple == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[skip + i]));
+    }
+    return tuple;
+}
+
+static PyObject *str_context; /* "context" */
+
+/* Finds context= among vectorcall keywords; any other keyword is an
+ * error, as for asyncio's signatures. */
+static int
+parse_context_kw(const char *method, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames, PyObject **context)
+{
+    *context = Py_None;
+    if (kwnames == NULL) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_Compare(name, str_context) == 0) {
+            *context = args[nargs + i];
+        }
+        else {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_TypeError,
+                             "%s() got an unexpected keyword argument '%U'",
+                             method, name);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static FLHandle *
+schedule_soon(FLLoop *self, PyObject *callback, PyObject *cargs,
+              PyObject *context)
+{
+    FLHandle *handle =
+        fl_handle_new(&FLHandle_Type, (PyObject *)self, callback, cargs,
+                      context);
+    if (handle == NULL) {
+        return NULL;
+    }
+    if (self->debug && capture_source_traceback(handle) < 0) {
+        Py_DECREF(handle);
+        return NULL;
+    }
+    if (fl_loop_enqueue_handle(self, handle) < 0) {
+        Py_DECREF(handle);
+        return NULL;
+    }
+    return handle;
+}
+
+static PyObject *
+loop_call_soon_impl(FLLoop *self, const char *method, PyObject *const *args,
+                    size_t nargsf, PyObject *kwnames, int threadsafe)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    if (nargs < 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() missing 1 required positional argument: "
+                     "'callback'",
+                     method);
+        return NULL;
+    }
+    if (parse_context_kw(method, args, nargs, kwnames, &context) < 0 ||
+        fl_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->debug) {
+        if ((!threadsafe && fl_loop_check_thread(self) < 0) ||
+            check_callback(args[0], method) < 0) {
+            return NULL;
+        }
+    }
+    PyObject *cargs = args_tuple(args, nargs, 1);
+    if (cargs == NULL) {
+        return NULL;
+    }
+    FLHandle *handle = schedule_soon(self, args[0], cargs, context);
+    Py_DECREF(cargs);
+    if (handle != NULL && threadsafe) {
+        ev_async_send(self->evloop, &self->wakeup);
+    }
+    return (PyObject *)handle;
+}
+
+static PyObject *
+loop_call_soon(FLLoop *self, PyObject *const *args, size_t nargsf,
+               PyObject *kwnames)
+{
+    return loop_call_soon_impl(self, "call_soon", args, nargsf, kwnames, 0);
+}
+
+static PyObject *
+loop_call_soon_threadsafe(FLLoop *self, PyObject *const *args, size_t nargsf,
+                          PyObject *kwnames)
+{
+    return loop_call_soon_impl(self, "call_soon_threadsafe", args, nargsf,
+                               kwnames, 1);
+}
+
+/* _call_soon(callback, args, context): asyncio's internal entry point. */
+static PyObject *
+loop_private_call_soon(FLLoop *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_call_soon() takes exactly 3 arguments");
+        return NULL;
+    }
+    PyObject *cargs = PySequence_Tuple(args[1]);
+    if (cargs == NULL) {
+        return NULL;
+    }
+    FLHandle *handle = schedule_soon(self, args[0], cargs, args[2]);
+    Py_DECREF(cargs);
+    return (PyObject *)handle;
+}
+
+static PyObject *
+schedule_timer(FLLoop *self, const char *method, double when,
+               PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *context;
+    if (parse_context_kw(method, args, nargs, kwnames, &context) < 0 ||
+        fl_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->debug && (fl_loop_check_thread(self) < 0 ||
+                        check_callback(args[1], method) < 0)) {
+        return NULL;
+    }
+    PyObject *cargs = args_tuple(args, nargs, 2);
+    if (cargs == NULL) {
+        return NULL;
+    }
+    FLHandle *timer = fl_handle_new(&FLTimerHandle_Type, (PyObject *)self,
+                                    args[1], cargs, context);
+    Py_DECREF(cargs);
+    if (timer == NULL) {
+        return NULL;
+    }
+    timer->when = when;
+    if ((self->debug && capture_source_traceback(timer) < 0) ||
+        fl_loop_add_timer(self, timer) < 0) {
+        Py_DECREF(timer);
+        return NULL;
+    }
+    return (PyObject *)timer;
+}
+
+static int
+parse_time_args(const char *method, const char *what, PyObject *const *args,
+                Py_ssize_t nargs, double *value)
+{
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() missing required positional arguments: "
+                     "'%s' and 'callback'",
+                     method, what);
+        return -1;
+    }
+    if (!PyFloat_Check(args[0]) && !PyLong_Check(args[0]) &&
+        !PyNumber_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s must be a number, not %.100s", what,
+                     Py_TYPE(args[0])->tp_name);
+        return -1;
+    }
+    *value = PyFloat_AsDouble(args[0]);
+    if (*value == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+loop_call_later(FLLoop *self, PyObject *const *args, size_t nargsf,
+                PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    double delay;
+    if (parse_time_args("call_later", "delay", args, nargs, &delay) < 0) {
+        return NULL;
+    }
+    return schedule_timer(self, "call_later", fl_monotonic() + delay, args,
+                          nargs, kwnames);
+}
+
+static PyObject *
+loop_call_at(FLLoop *self, PyObject *const *args, size_t nargsf,
+             PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    double when;
+    if (parse_time_args("call_at", "when", args, nargs, &when) < 0) {
+        return NULL;
+    }
+    return schedule_timer(self, "call_at", when, args, nargs, kwnames);
+}
+
+/* _add_callback(handle): queue an existing handle (asyncio's or ours). */
+static PyObject *
+loop_add_callback(FLLoop *self, PyObject *handle)
+{
+    int rc;
+    if (PyObject_TypeCheck(handle, &FLHandle_Type)) {
+        if (((FLHandle *)handle)->cancelled) {
+            Py_RETURN_NONE;
+        }
+        rc = fl_loop_enqueue_handle(self, (FLHandle *)handle);
+    }
+    else {
+        PyObject *cancelled = PyObject_GetAttrString(handle, "_cancelled");
+        if (cancelled == NULL) {
+            return NULL;
+        }
+        int is_cancelled = PyObject_IsTrue(cancelled);
+        Py_DECREF(cancelled);
+        if (is_cancelled < 0) {
+            return NULL;
+        }
+        if (is_cancelled) {
+            Py_RETURN_NONE;
+        }
+        rc = fl_loop_enqueue(self, run_foreign_handle, handle, NULL);
+    }
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_add_callback_signalsafe(FLLoop *self, PyObject *handle)
+{
+    PyObject *res = loop_add_callback(self, handle);
+    if (res != NULL && self->evloop != NULL) {
+        ev_async_send(self->evloop, &self->wakeup);
+    }
+    return res;
+}
+
+static PyObject *
+loop_write_to_self(FLLoop *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->evloop != NULL) {
+        ev_async_send(self->evloop, &self->wakeup);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- running ---------------------------------------------------------- */
+
+static PyObject *
+loop_run_once(FLLoop *self, PyObject *Py_UNUSED(ignored))
+{
+    if (fl_loop_check_closed(self) < 0 || run_once(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* The body of run_forever: iterate until stop().  The Python side installs
+ * the running loop, async generator hooks and the signal wakeup fd. */
+static PyObject *
+loop_run_forever_core(FLLoop *self, PyObject *Py_UNUSED(ignored))
+{
+    if (fl_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "This event loop is already running");
+        return NULL;
+    }
+    self->running = 1;
+    self->thread_id = PyThread_get_thread_ident();
+    int rc = 0;
+    Py_INCREF(self);
+    for (;;) {
+        rc = run_once(self);
+        if (rc < 0 || self->stopping) {
+            break;
+        }
+    }
+    self->stopping = 0;
+    self->running = 0;
+    self->thread_id = 0;
+    Py_DECREF(self);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_stop(FLLoop *self, PyObject *Py_UNUSED(ignored))
+{
+    self->stopping = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_is_running(FLLoop *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->running);
+}
+
+static PyObject *
+loop_is_closed(FLLoop *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyObject *
+loop_time(FLLoop *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(fl_monotonic());
+}
+
+static PyObject *
+loop_get_debug(FLLoop *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->debug);
+}
+
+static PyObject *
+loop_check_thread_method(FLLoop *self, PyObject *Py_UNUSED(ignored))
+{
+    if (fl_loop_check_thread(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_process_events(FLLoop *self, PyObject *Py_UNUSED(event_list))
+{
+    /* Events are dispatched by libev during the poll itself. */
+    Py_RETURN_NONE;
+}
+
+/* Releases everything the loop holds in C.  Idempotent. */
+static void
+loop_release_core(FLLoop *self)
+{
+    ready_clear(self);
+    timers_clear(self);
+    fl_io_clear_all(self);
+    if (self->evloop != NULL) {
+        ev_async_stop(self->evloop, &self->wakeup);
+        ev_timer_stop(self->evloop, &self->poll_timer);
+        ev_loop_destroy(self->evloop);
+        self->evloop = NULL;
+    }
+}
+
+static PyObject *
+loop_close_core(FLLoop *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Cannot close a running event loop");
+        return NULL;
+    }
+    self->closed = 1;
+    loop_release_core(self);
+    Py_RETURN_NONE;
+}
+
+/* ---- object protocol -------------------------------------------------- */
+
+static int
+loop_init(FLLoop *self, PyObject *args, PyObject *kwds)
+{
+    if (self->evloop != NULL) {
+        return 0; /* __init__ called twice: keep the existing loop */
+    }
+    /* EVFLAG_NOSIGMASK: Python owns signal handling and masks. */
+    self->evloop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (self->evloop == NULL) {
+        PyErr_SetString(PyExc_OSError, "libev could not create a loop");
+        return -1;
+    }
+    ev_set_userdata(self->evloop, self);
+    ev_set_loop_release_cb(self->evloop, release_gil, acquire_gil);
+    ev_timer_init(&self->poll_timer, (void (*)(struct ev_loop *, ev_timer *,
+                                               int))noop_cb,
+                  0.0, 0.0);
+    ev_async_init(&self->wakeup,
+                  (void (*)(struct ev_loop *, ev_async *, int))noop_cb);
+    ev_async_start(self->evloop, &self->wakeup);
+    self->slow_callback_duration = 0.1;
+    Py_XSETREF(self->exception_handler, Py_NewRef(Py_None));
+    Py_XSETREF(self->task_factory, Py_NewRef(Py_None));
+    return 0;
+}
+
+static PyObject *
+loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    FLLoop *self = (FLLoop *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->exception_handler = Py_NewRef(Py_None);
+    self->task_factory = Py_NewRef(Py_None);
+    self->slow_callback_duration = 0.1;
+    return (PyObject *)self;
+}
+
+static int
+loop_traverse(FLLoop *self, visitproc visit, void *arg)
+{
+    for (Py_ssize_t i = 0; i < self->ready_len; i++) {
+        fl_ready_entry *e =
+            &self->ready[(self->ready_head + i) & (self->ready_cap - 1)];
+        Py_VISIT(e->a);
+        Py_VISIT(e->b);
+    }
+    for (Py_ssize_t i = 0; i < self->ntimers; i++) {
+        Py_VISIT(self->timers[i]);
+    }
+    if (fl_io_traverse(self, visit, arg) < 0) {
+        return -1;
+    }
+    Py_VISIT(self->exception_handler);
+    Py_VISIT(self->task_factory);
+    return 0;
+}
+
+static int
+loop_clear(FLLoop *self)
+{
+    ready_clear(self);
+    timers_clear(self);
+    fl_io_clear_all(self);
+    Py_CLEAR(self->exception_handler);
+    Py_CLEAR(self->task_factory);
+    return 0;
+}
+
+static void
+loop_dealloc(FLLoop *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    loop_clear(self);
+    loop_release_core(self);
+    PyMem_Free(self->ready);
+    PyMem_Free(self->timers);
+    PyMem_Free(self->io);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* ---- attributes ------------------------------------------------------- */
+
+static PyObject *
+get_debug_attr(FLLoop *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->debug);
+}
+
+static int
+set_debug_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
+{
+    int v = value ? PyObject_IsTrue(value) : 0;
+    if (v < 0) {
+        return -1;
+    }
+    self->debug = v;
+    return 0;
+}
+
+static PyObject *
+get_closed_attr(FLLoop *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static int
+set_closed_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
+{
+    int v = value ? PyObject_IsTrue(value) : 0;
+    if (v < 0) {
+        return -1;
+    }
+    self->closed = v;
+    return 0;
+}
+
+/* asyncio's __init__ assigns these; the C loop keeps its own state, so
+ * the setters accept only the "not running" values it assigns. */
+static int
+set_thread_id_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value != NULL && value != Py_None) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "_thread_id is managed by the C loop");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+set_current_handle_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value != NULL && value != Py_None) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "_current_handle is managed by the C loop");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+get_stopping_attr(FLLoop *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->stopping);
+}
+
+static int
+set_stopping_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
+{
+    int v = value ? PyObject_IsTrue(value) : 0;
+    if (v < 0) {
+        return -1;
+    }
+    self->stopping = v;
+    return 0;
+}
+
+static PyObject *
+get_thread_id_attr(FLLoop *self, void *Py_UNUSED(c))
+{
+    if (self->thread_id == 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLong(self->thread_id);
+}
+
+static PyObject *
+get_current_handle_attr(FLLoop *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->current_handle ? (PyObject *)self->current_handle
+                                          : Py_None);
+}
+
+static PyObject *
+get_ready_count_attr(FLLoop *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(self->ready_len);
+}
+
+static PyObject *
+get_timer_count_attr(FLLoop *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(self->ntimers);
+}
+
+static PyGetSetDef loop_getset[] = {
+    {"_debug", (getter)get_debug_attr, (setter)set_debug_attr, NULL, NULL},
+    {"_closed", (getter)get_closed_attr, (setter)set_closed_attr, NULL, NULL},
+    {"_stopping", (getter)get_stopping_attr, (setter)set_stopping_attr, NULL,
+     NULL},
+    {"_thread_id", (getter)get_thread_id_attr, (setter)set_thread_id_attr,
+     NULL, NULL},
+    {"_current_handle", (getter)get_current_handle_attr,
+     (setter)set_current_handle_attr, NULL, NULL},
+    {"_ready_count", (getter)get_ready_count_attr, NULL,
+     "Number of entries in the ready queue.", NULL},
+    {"_timer_count", (getter)get_timer_count_attr, NULL,
+     "Number of scheduled timers.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef loop_members[] = {
+    {"_exception_handler", T_OBJECT, offsetof(FLLoop, exception_handler), 0,
+     NULL},
+    {"_task_factory", T_OBJECT, offsetof(FLLoop, task_factory), 0, NULL},
+    {"slow_callback_duration", T_DOUBLE,
+     offsetof(FLLoop, slow_callback_duration), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+#define FASTCALL_KW(fn) (PyCFunction)(void (*)(void))(fn)
+
+static PyMethodDef loop_methods[] = {
+    {"call_soon", FASTCALL_KW(loop_call_soon), METH_FASTCALL | METH_KEYWORDS,
+     "call_soon(callback, *args, context=None): run callback soon."},
+    {"call_soon_threadsafe", FASTCALL_KW(loop_call_soon_threadsafe),
+     METH_FASTCALL | METH_KEYWORDS,
+     "Like call_soon(), but safe from other threads; wakes the loop."},
+    {"call_later", FASTCALL_KW(loop_call_later),
+     METH_FASTCALL | METH_KEYWORDS,
+     "call_later(delay, callback, *args, context=None) -> TimerHandle"},
+    {"call_at", FASTCALL_KW(loop_call_at), METH_FASTCALL | METH_KEYWORDS,
+     "call_at(when, callback, *args, context=None) -> TimerHandle"},
+    {"_call_soon", FASTCALL_KW(loop_private_call_soon), METH_FASTCALL, NULL},
+    {"_add_callback", (PyCFunction)loop_add_callback, METH_O, NULL},
+    {"_add_callback_signalsafe", (PyCFunction)loop_add_callback_signalsafe,
+     METH_O, NULL},
+    {"_write_to_self", (PyCFunction)loop_write_to_self, METH_NOARGS, NULL},
+    {"_run_once", (PyCFunction)loop_run_once, METH_NOARGS,
+     "Run one iteration of the event loop."},
+    {"_run_forever_core", (PyCFunction)loop_run_forever_core, METH_NOARGS,
+     NULL},
+    {"_close_core", (PyCFunction)loop_close_core, METH_NOARGS, NULL},
+    {"_process_events", (PyCFunction)loop_process_events, METH_O, NULL},
+    {"_check_thread", (PyCFunction)loop_check_thread_method, METH_NOARGS,
+     NULL},
+    {"stop", (PyCFunction)loop_stop, METH_NOARGS,
+     "Stop running the loop after the current iteration."},
+    {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
+    {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},
+    {"time", (PyCFunction)loop_time, METH_NOARGS,
+     "The loop's clock: time.monotonic()."},
+    {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS, NULL},
+    FL_IO_METHODS,
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject FLLoop_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "fastloop._core.Loop",
+    .tp_doc = "The C core of fastloop's event loop (use fastloop.Loop).",
+    .tp_basicsize = sizeof(FLLoop),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_new = loop_new,
+    .tp_init = (initproc)loop_init,
+    .tp_dealloc = (destructor)loop_dealloc,
+    .tp_traverse = (traverseproc)loop_traverse,
+    .tp_clear = (inquiry)loop_clear,
+    .tp_weaklistoffset = offsetof(FLLoop, weakreflist),
+    .tp_methods = loop_methods,
+    .tp_members = loop_members,
+    .tp_getset = loop_getset,
+};
+
+int
+fl_loop_init(PyObject *module)
+{
+    str_run = PyUnicode_InternFromString("_run");
+    str_context = PyUnicode_InternFromString("context");
+    str_format_handle_msg =
+        PyUnicode_InternFromString("Executing %s took %.3f seconds");
+    if (str_run == NULL || str_context == NULL ||
+        str_format_handle_msg == NULL) {
+        return -1;
+    }
+    if (PyType_Ready(&FLLoop_Type) < 0) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, "Loop", (PyObject *)&FLLoop_Type);
+}
