@@ -160,9 +160,20 @@ class AsyncioTask_FLFutureSubclass_Tests(test_tasks.BaseTaskTests,
 
 
 class CurrentLoopTests(test_tasks.BaseCurrentLoopTests, test_utils.TestCase):
+    # 3.12+ parametrize the tests by implementation; the public one is it.
+    current_task = staticmethod(asyncio.current_task)
 
     def new_task(self, coro):
         return FLTask(coro, loop=self.loop)
+
+
+class CurrentLoopOnFastloopTests(CurrentLoopTests):
+    """The same on a fastloop Loop, where steps take the C fast path."""
+
+    def setUp(self):
+        test_utils.TestCase.setUp(self)
+        self.loop = fastloop.new_event_loop()
+        self.set_event_loop(self.loop)
 
 
 class _FastloopGatherMixin:
@@ -263,7 +274,7 @@ TEST_CASES = [
     FLTask_FLFuture_Tests, FLTask_FLFuture_SubclassTests,
     FLTask_AsyncioFuture_Tests, FLTaskSubclass_AsyncioFuture_Tests,
     AsyncioTask_FLFuture_Tests, AsyncioTask_FLFutureSubclass_Tests,
-    CurrentLoopTests, FutureGatherTests, CoroutineGatherTests,
+    CurrentLoopTests, CurrentLoopOnFastloopTests, FutureGatherTests, CoroutineGatherTests,
 ]
 if sys.version_info >= (3, 12):
     TEST_CASES += [EagerTaskFactoryLoopTests, NonEagerTaskCountingTests,
