@@ -284,11 +284,11 @@ fl_future_init_fields(FLFuture *fut, PyObject *loop)
     return 0;
 }
 
+/* asyncio's C Future says just this (its Python one adds the state). */
 static int
 invalid_state(FLFuture *fut)
 {
-    PyErr_Format(fl_fstate.InvalidStateError, "%s: %R",
-                 state_names[fut->state], (PyObject *)fut);
+    PyErr_SetString(fl_fstate.InvalidStateError, "invalid state");
     return -1;
 }
 
@@ -422,7 +422,7 @@ fl_future_get_result(FLFuture *fut)
         return NULL;
     }
     if (fut->state != FL_FINISHED) {
-        PyErr_SetString(fl_fstate.InvalidStateError, "Result is not ready.");
+        PyErr_SetString(fl_fstate.InvalidStateError, "Result is not set.");
         return NULL;
     }
     fut->log_tb = 0;
