@@ -52,19 +52,9 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
         _core.Loop.__init__(self)
         unix_events.SelectorEventLoop.__init__(self, _SelectorView(self))
 
-    def create_future(self):
-        """Create a fastloop.Future attached to the loop."""
-        return _core.Future(loop=self)
-
-    def create_task(self, coro, *, name=None, context=None):
-        """Schedule a coroutine as a fastloop.Task (or the task factory's)."""
-        if self._task_factory is not None:
-            return super().create_task(coro, name=name, context=context)
-        self._check_closed()
-        task = _core.Task(coro, loop=self, name=name, context=context)
-        if task._source_traceback:
-            del task._source_traceback[-1]
-        return task
+    # C methods of _core.Loop's type: fastloop.Future and fastloop.Task.
+    create_future = _core._loop_create_future
+    create_task = _core._loop_create_task
 
     def __repr__(self):
         return (

@@ -258,8 +258,12 @@ future_clear_state(FLFuture *fut)
 int
 fl_future_init_fields(FLFuture *fut, PyObject *loop)
 {
-    /* __init__ may run twice: start from a clean pending future. */
-    future_clear_state(fut);
+    /* __init__ may run twice: start from a clean pending future.  A new
+     * object is all zeroes already (only _cancel_message is settable
+     * before __init__). */
+    if (fut->loop != NULL || fut->cancel_msg != NULL) {
+        future_clear_state(fut);
+    }
     if (loop == NULL || loop == Py_None) {
         loop = get_event_loop();
         if (loop == NULL) {
@@ -496,6 +500,19 @@ fl_future_new(PyObject *loop)
     }
     return (PyObject *)fut;
 }
+
+/* Loop.create_future() for fastloop's Loop: installed on the Python class
+ * as a method descriptor of the C Loop type (see fl_future_init), so it
+ * costs no Python frame. */
+static PyObject *
+loop_create_future(PyObject *loop, PyObject *Py_UNUSED(ignored))
+{
+    return fl_future_new(loop);
+}
+
+static PyMethodDef loop_create_future_def = {
+    "create_future", (PyCFunction)loop_create_future, METH_NOARGS,
+    "Create a fastloop.Future attached to the loop."};
 
 /* ------------------------------------------------------------------ */
 /* Python methods                                                      */
@@ -1328,6 +1345,7 @@ fl_future_init(PyObject *module)
     FS_IMPORT(task_get_stack, "asyncio.base_tasks", "_task_get_stack");
     FS_IMPORT(task_print_stack, "asyncio.base_tasks", "_task_print_stack");
     FS_IMPORT(current_tasks, "asyncio.tasks", "_current_tasks");
+    FS_IMPORT(base_create_task, "asyncio.base_events", "BaseEventLoop");
     FS_IMPORT(register_task, "asyncio.tasks", "_register_task");
 #if PY_VERSION_HEX >= 0x030C0000
     FS_IMPORT(eager_tasks, "asyncio.tasks", "_eager_tasks");
@@ -1351,6 +1369,16 @@ fl_future_init(PyObject *module)
     FS_INTERN(str_task, "task");
     FS_INTERN(str_throw, "throw");
     FS_INTERN(str_blocking, "_asyncio_future_blocking");
+    Py_SETREF(fl_fstate.base_create_task,
+              PyObject_GetAttrString(fl_fstate.base_create_task,
+                                     "create_task"));
+    if (fl_fstate.base_create_task == NULL) {
+        return -1;
+    }
+    if ((fl_fstate.kw_name_context = Py_BuildValue("(ss)", "name",
+                                                   "context")) == NULL) {
+        return -1;
+    }
     if ((fl_fstate.kw_context = PyTuple_Pack(1, fl_fstate.str_context)) ==
             NULL ||
         (fl_fstate.kw_msg = PyTuple_Pack(1, fl_fstate.str_msg)) == NULL) {
@@ -1363,6 +1391,14 @@ fl_future_init(PyObject *module)
     }
     if (PyModule_AddObjectRef(module, "Future", (PyObject *)&FLFuture_Type) <
         0) {
+        return -1;
+    }
+    PyObject *descr = PyDescr_NewMethod(&FLLoop_Type, &loop_create_future_def);
+    if (descr == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(module, "_loop_create_future", descr) < 0) {
+        Py_DECREF(descr);
         return -1;
     }
     return 0;

@@ -84,6 +84,7 @@ typedef struct {
     PyObject *current_tasks;      /* tasks._current_tasks (dict) */
     PyObject *register_task;      /* tasks._register_task */
     PyObject *eager_tasks;        /* tasks._eager_tasks (set), 3.12+ */
+    PyObject *base_create_task;   /* base_events.BaseEventLoop.create_task */
     PyObject *str_add_done_callback;
     PyObject *str_call_soon;
     PyObject *str_cancel;
@@ -100,6 +101,7 @@ typedef struct {
     PyObject *str_blocking;       /* "_asyncio_future_blocking" */
     PyObject *kw_context;         /* ("context",) */
     PyObject *kw_msg;             /* ("msg",) */
+    PyObject *kw_name_context;    /* ("name", "context") */
 } fl_future_state;
 
 extern fl_future_state fl_fstate;

@@ -812,6 +812,58 @@ Task_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
     return (PyObject *)task;
 }
 
+/* Loop.create_task(coro, *, name=None, context=None) for fastloop's Loop,
+ * installed like create_future (see fl_task_init).  With a task factory
+ * set, asyncio's own create_task does the version-specific calling. */
+static PyObject *
+loop_create_task(PyObject *loop, PyObject *const *args, size_t nargsf,
+                 PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *name = Py_None, *context = Py_None;
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "create_task() takes exactly 1 positional argument "
+                     "(%zd given)",
+                     nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_Check(key) &&
+            PyUnicode_CompareWithASCIIString(key, "name") == 0) {
+            name = args[nargs + i];
+        }
+        else if (PyUnicode_Check(key) &&
+                 PyUnicode_CompareWithASCIIString(key, "context") == 0) {
+            context = args[nargs + i];
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "create_task() got an unexpected keyword argument "
+                         "'%S'",
+                         key);
+            return NULL;
+        }
+    }
+    FLLoop *self = (FLLoop *)loop;
+    if (self->task_factory != NULL && self->task_factory != Py_None) {
+        PyObject *call_args[4] = {loop, args[0], name, context};
+        return PyObject_Vectorcall(fl_fstate.base_create_task, call_args, 2,
+                                   fl_fstate.kw_name_context);
+    }
+    if (fl_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    return fl_task_new(loop, args[0], name, context);
+}
+
+static PyMethodDef loop_create_task_def = {
+    "create_task", (PyCFunction)(void (*)(void))loop_create_task,
+    METH_FASTCALL | METH_KEYWORDS,
+    "Schedule a coroutine as a fastloop.Task (or the task factory's)."};
+
 /* ------------------------------------------------------------------ */
 /* Methods                                                             */
 
@@ -1154,6 +1206,14 @@ fl_task_init(PyObject *module)
         return -1;
     }
     if (PyModule_AddObjectRef(module, "Task", (PyObject *)&FLTask_Type) < 0) {
+        return -1;
+    }
+    PyObject *descr = PyDescr_NewMethod(&FLLoop_Type, &loop_create_task_def);
+    if (descr == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(module, "_loop_create_task", descr) < 0) {
+        Py_DECREF(descr);
         return -1;
     }
     return 0;
