@@ -119,7 +119,52 @@ cb_clear_all(FLFuture *fut)
     PyMem_Free(rest);
 }
 
-/* Runs from the fastloop ready queue: `pair` is (callback, context). */
+int
+fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
+                         const char *source)
+{
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return -1;
+    }
+    PyObject *exc = fl_err_fetch();
+    PyObject *src = NULL, *msg = NULL, *context = NULL;
+    if (source != NULL) {
+        src = PyUnicode_FromString(source);
+    }
+    else {
+        PyObject *args = PyTuple_Pack(1, arg);
+        if (args != NULL) {
+            src = PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
+                                               fn, args, NULL);
+            Py_DECREF(args);
+        }
+    }
+    if (src != NULL) {
+        msg = PyUnicode_FromFormat("Exception in callback %S", src);
+    }
+    if (msg != NULL) {
+        context = PyDict_New();
+    }
+    if (context == NULL ||
+        PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
+        PyDict_SetItem(context, fl_state.str_exception, exc) < 0) {
+        PyErr_WriteUnraisable(loop);
+    }
+    else {
+        fl_call_exception_handler(loop, context);
+    }
+    Py_XDECREF(context);
+    Py_XDECREF(msg);
+    Py_XDECREF(src);
+    Py_DECREF(exc);
+    return 0;
+}
+
+/* Runs from the fastloop ready queue: `pair` is (callback, context).  An
+ * error is reported as asyncio's Handle reports it, but from inside the
+ * callback's context, so a context-reading exception handler sees it as it
+ * does on 3.12+ through Handle.get_context(). */
 static int
 run_callback_ready(PyObject *pair, PyObject *fut)
 {
@@ -128,19 +173,22 @@ run_callback_ready(PyObject *pair, PyObject *fut)
     if (PyContext_Enter(ctx) < 0) {
         return -1;
     }
+    int rc = 0;
     PyObject *res = PyObject_CallOneArg(fn, fut);
-    PyObject *exc = res == NULL ? fl_err_fetch() : NULL;
+    if (res == NULL) {
+        rc = fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut,
+                                      NULL);
+    }
+    Py_XDECREF(res);
+    PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
         Py_XDECREF(exc);
-        Py_XDECREF(res);
         return -1;
     }
-    if (res == NULL) {
+    if (exc != NULL) {
         fl_err_restore(exc);
-        return -1;
     }
-    Py_DECREF(res);
-    return 0;
+    return rc;
 }
 
 /* Checks loop.call_soon() makes before it schedules anything. */

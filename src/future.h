@@ -131,6 +131,12 @@ int fl_fast_loop_check(PyObject *loop);
 int fl_call_soon_generic(PyObject *loop, PyObject *fn, PyObject *arg,
                          PyObject *ctx);
 
+/* Report the current exception as asyncio's Handle._run does ("Exception
+ * in callback <source>"); `source` NULL formats fn(arg).  SystemExit and
+ * KeyboardInterrupt are left set (returns -1); otherwise 0, error cleared. */
+int fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
+                             const char *source);
+
 /* Report `context` (a dict) through loop.call_exception_handler; never
  * fails (errors are written as unraisable). */
 void fl_call_exception_handler(PyObject *loop, PyObject *context);

@@ -82,7 +82,7 @@ static PyMethodDef step_def = {"_Task__step",
 static PyMethodDef wakeup_def = {"_Task__wakeup", (PyCFunction)Task_wakeup_meth,
                                  METH_O, NULL};
 
-/* Runs from the fastloop ready queue. */
+/* Run from the fastloop ready queue, inside the task's context. */
 static int
 task_step_ready(PyObject *task, PyObject *exc)
 {
@@ -91,6 +91,11 @@ task_step_ready(PyObject *task, PyObject *exc)
         return -1;
     }
     int rc = task_step((FLTask *)task, exc);
+    if (rc < 0) {
+        /* Reported from inside the task's context, as asyncio does. */
+        rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
+                                      "Task.__step()");
+    }
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
         Py_XDECREF(err);
@@ -108,6 +113,11 @@ task_wakeup_ready(PyObject *task, PyObject *fut)
         return -1;
     }
     int rc = task_wakeup((FLTask *)task, fut);
+    if (rc < 0) {
+        /* Reported from inside the task's context, as asyncio does. */
+        rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
+                                      "Task.__wakeup()");
+    }
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
         Py_XDECREF(err);

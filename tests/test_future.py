@@ -413,6 +413,40 @@ def test_a_raising_callback_goes_to_the_exception_handler(impl):
     assert isinstance(contexts[0]["exception"], ZeroDivisionError)
 
 
+def test_callback_error_report_names_the_callback(impl):
+    contexts = collect_exception_contexts(impl.loop)
+    fut = impl.future()
+
+    def broken_callback(f):
+        raise ZeroDivisionError
+
+    fut.add_done_callback(broken_callback)
+    fut.set_result(None)
+    impl.run_once()
+    assert contexts[0]["message"].startswith(
+        "Exception in callback test_callback_error_report_names_the_callback"
+        ".<locals>.broken_callback(")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12),
+                    reason="3.12 runs the handler in the callback's context")
+def test_exception_handler_runs_in_the_callback_context(impl):
+    var = contextvars.ContextVar("var", default="outside")
+    seen = []
+    impl.loop.set_exception_handler(lambda loop, context: seen.append(var.get()))
+    fut = impl.future()
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "callback's")
+
+    def bad(f):
+        raise ZeroDivisionError
+
+    fut.add_done_callback(bad, context=ctx)
+    fut.set_result(None)
+    impl.run_once()
+    assert seen == ["callback's"]
+
+
 def test_set_result_on_a_closed_loop_with_callbacks_raises(impl):
     fut = impl.future()
     fut.add_done_callback(lambda f: None)
