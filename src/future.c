@@ -774,12 +774,6 @@ Future_make_cancelled_error(FLFuture *fut, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-Future_repr_info(PyObject *fut, PyObject *Py_UNUSED(ignored))
-{
-    return PyObject_CallOneArg(fl_fstate.future_repr_info, fut);
-}
-
-static PyObject *
 future_repr(PyObject *fut)
 {
     if (ensure_alive((FLFuture *)fut) < 0) {
@@ -821,7 +815,6 @@ static PyMethodDef Future_methods[] = {
      "Return the event loop the Future is bound to."},
     {"_make_cancelled_error", (PyCFunction)Future_make_cancelled_error,
      METH_NOARGS, "Create the CancelledError to raise if cancelled."},
-    {"_repr_info", (PyCFunction)Future_repr_info, METH_NOARGS, NULL},
     {"__iter__", (PyCFunction)Future_await, METH_NOARGS, NULL},
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
      "See PEP 585"},
@@ -1387,9 +1380,7 @@ fl_future_init(PyObject *module)
 #endif
     FS_IMPORT(get_running_loop, "asyncio.events", "_get_running_loop");
     FS_IMPORT(future_repr, "asyncio.base_futures", "_future_repr");
-    FS_IMPORT(future_repr_info, "asyncio.base_futures", "_future_repr_info");
     FS_IMPORT(task_repr, "asyncio.base_tasks", "_task_repr");
-    FS_IMPORT(task_repr_info, "asyncio.base_tasks", "_task_repr_info");
     FS_IMPORT(task_get_stack, "asyncio.base_tasks", "_task_get_stack");
     FS_IMPORT(task_print_stack, "asyncio.base_tasks", "_task_print_stack");
     FS_IMPORT(current_tasks, "asyncio.tasks", "_current_tasks");

@@ -76,9 +76,7 @@ typedef struct {
                                      events._get_event_loop (3.11) */
     PyObject *get_running_loop;   /* events._get_running_loop */
     PyObject *future_repr;        /* base_futures._future_repr */
-    PyObject *future_repr_info;   /* base_futures._future_repr_info */
     PyObject *task_repr;          /* base_tasks._task_repr */
-    PyObject *task_repr_info;     /* base_tasks._task_repr_info */
     PyObject *task_get_stack;     /* base_tasks._task_get_stack */
     PyObject *task_print_stack;   /* base_tasks._task_print_stack */
     PyObject *current_tasks;      /* tasks._current_tasks (dict) */

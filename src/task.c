@@ -1020,12 +1020,6 @@ Task_set_exception(PyObject *task, PyObject *Py_UNUSED(exc))
 }
 
 static PyObject *
-Task_repr_info(PyObject *task, PyObject *Py_UNUSED(ignored))
-{
-    return PyObject_CallOneArg(fl_fstate.task_repr_info, task);
-}
-
-static PyObject *
 task_repr(PyObject *task)
 {
     if (((FLTask *)task)->fut.loop == NULL) {
@@ -1058,7 +1052,6 @@ static PyMethodDef Task_methods[] = {
      "print_stack(*, limit=None, file=None)"},
     {"set_result", (PyCFunction)Task_set_result, METH_O, NULL},
     {"set_exception", (PyCFunction)Task_set_exception, METH_O, NULL},
-    {"_repr_info", (PyCFunction)Task_repr_info, METH_NOARGS, NULL},
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
      "See PEP 585"},
     {NULL, NULL},
