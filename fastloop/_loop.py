@@ -126,6 +126,7 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
             logger.debug("Close %r", self)
         self._close_self_pipe()
         self._close_core()
+        self._selector = None
         self._executor_shutdown_called = True
         executor = self._default_executor
         if executor is not None:

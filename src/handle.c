@@ -9,13 +9,31 @@
 #include "handle.h"
 #include "loop.h"
 
+#include <string.h>
 #include <structmember.h>
+
+/* Handles are created and freed once per callback: keep a few freed ones
+ * (exact types only, untracked, with no references) for reuse. */
+#define FL_HANDLE_FREELIST_MAX 256
+static FLHandle *handle_freelist[FL_HANDLE_FREELIST_MAX];
+static int handle_freelist_len;
+
+static FLHandle *
+handle_alloc(PyTypeObject *type)
+{
+    if ((type == &FLHandle_Type || type == &FLTimerHandle_Type) &&
+        handle_freelist_len > 0) {
+        FLHandle *self = handle_freelist[--handle_freelist_len];
+        return (FLHandle *)PyObject_Init((PyObject *)self, type);
+    }
+    return PyObject_GC_New(FLHandle, type);
+}
 
 FLHandle *
 fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
               PyObject *args, PyObject *context)
 {
-    FLHandle *self = PyObject_GC_New(FLHandle, type);
+    FLHandle *self = handle_alloc(type);
     if (self == NULL) {
         return NULL;
     }
@@ -136,6 +154,29 @@ timer_when(FLHandle *self, PyObject *Py_UNUSED(ignored))
     return PyFloat_FromDouble(self->when);
 }
 
+PyObject *
+fl_format_callback(FLHandle *self)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13 shortens reprs of arguments unless the loop is in debug mode. */
+    int debug = self->loop != NULL && FLLoop_Check(self->loop) &&
+                ((FLLoop *)self->loop)->debug;
+    PyObject *args[2] = {self->callback, self->args};
+    PyObject *kwnames = Py_BuildValue("(s)", "debug");
+    if (kwnames == NULL) {
+        return NULL;
+    }
+    PyObject *call_args[3] = {args[0], args[1], debug ? Py_True : Py_False};
+    PyObject *res = PyObject_Vectorcall(fl_state.format_callback_source,
+                                        call_args, 2, kwnames);
+    Py_DECREF(kwnames);
+    return res;
+#else
+    return PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
+                                        self->callback, self->args, NULL);
+#endif
+}
+
 /* asyncio's repr: <Handle callback(args) at file:line> with 'cancelled' and,
  * for timers, 'when=...'; 'created at file:line' in debug mode. */
 static PyObject *
@@ -148,7 +189,9 @@ handle_repr(FLHandle *self)
     if (parts == NULL) {
         return NULL;
     }
-    PyObject *item = PyUnicode_FromString(Py_TYPE(self)->tp_name);
+    const char *type_name = strrchr(Py_TYPE(self)->tp_name, '.');
+    type_name = type_name ? type_name + 1 : Py_TYPE(self)->tp_name;
+    PyObject *item = PyUnicode_FromString(type_name);
     if (item == NULL || PyList_Append(parts, item) < 0) {
         goto error;
     }
@@ -173,18 +216,7 @@ handle_repr(FLHandle *self)
         Py_CLEAR(item);
     }
     if (self->callback != NULL) {
-        int debug = self->loop != NULL && FLLoop_Check(self->loop) &&
-                    ((FLLoop *)self->loop)->debug;
-        item = PyObject_CallFunction(fl_state.format_callback_source, "OOO",
-                                     self->callback, self->args,
-                                     debug ? Py_True : Py_False);
-        if (item == NULL) {
-            /* Older signatures take no `debug` argument. */
-            PyErr_Clear();
-            item = PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
-                                                self->callback, self->args,
-                                                NULL);
-        }
+        item = fl_format_callback(self);
         if (item == NULL || PyList_Append(parts, item) < 0) {
             goto error;
         }
@@ -260,7 +292,13 @@ handle_dealloc(FLHandle *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     (void)handle_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    PyTypeObject *type = Py_TYPE(self);
+    if ((type == &FLHandle_Type || type == &FLTimerHandle_Type) &&
+        handle_freelist_len < FL_HANDLE_FREELIST_MAX) {
+        handle_freelist[handle_freelist_len++] = self;
+        return;
+    }
+    type->tp_free((PyObject *)self);
 }
 
 static PyObject *

@@ -44,6 +44,10 @@ int fl_handle_run(FLHandle *handle);
  * the exception is consumed and 0 returned. */
 int fl_handle_report_error(FLHandle *handle);
 
+/* asyncio's text for the callback and its arguments, e.g. "f(1, 2) at
+ * file.py:10".  The handle must not be cancelled.  New reference. */
+PyObject *fl_format_callback(FLHandle *handle);
+
 /* Mark cancelled and drop the callback and arguments. */
 void fl_handle_cancel(FLHandle *handle);
 

@@ -340,10 +340,7 @@ fl_handle_report_error(FLHandle *handle)
     PyObject *loop = handle->loop;
     PyObject *cb = NULL;
     if (handle->callback != NULL) {
-        int debug = FLLoop_Check(loop) && ((FLLoop *)loop)->debug;
-        cb = PyObject_CallFunction(fl_state.format_callback_source, "OOO",
-                                   handle->callback, handle->args,
-                                   debug ? Py_True : Py_False);
+        cb = fl_format_callback(handle);
     }
     else {
         cb = PyObject_Repr((PyObject *)handle);
