@@ -76,10 +76,10 @@ static PyObject *Task_wakeup_meth(PyObject *task, PyObject *fut);
 
 /* The callables asyncio's Task would hand to call_soon/add_done_callback:
  * used on the generic path only. */
-static PyMethodDef step_def = {"_Task__step",
+static PyMethodDef step_def = {"task_step",
                                (PyCFunction)(void (*)(void))Task_step_meth,
                                METH_FASTCALL, NULL};
-static PyMethodDef wakeup_def = {"_Task__wakeup", (PyCFunction)Task_wakeup_meth,
+static PyMethodDef wakeup_def = {"task_wakeup", (PyCFunction)Task_wakeup_meth,
                                  METH_O, NULL};
 
 /* Run from the fastloop ready queue, inside the task's context. */
