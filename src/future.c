@@ -53,8 +53,7 @@ fl_call_exception_handler(PyObject *loop, PyObject *context)
         loop, fl_state.str_call_exception_handler, context);
     if (res == NULL) {
         PyErr_WriteUnraisable(loop);
-    }
-    else {
+    } else {
         Py_DECREF(res);
     }
 }
@@ -131,8 +130,7 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
     PyObject *src = NULL, *msg = NULL, *context = NULL;
     if (source != NULL) {
         src = PyUnicode_FromString(source);
-    }
-    else {
+    } else {
         PyObject *args = PyTuple_Pack(1, arg);
         if (args != NULL) {
             src = PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
@@ -150,8 +148,7 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
         PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
         PyDict_SetItem(context, fl_state.str_exception, exc) < 0) {
         PyErr_WriteUnraisable(loop);
-    }
-    else {
+    } else {
         fl_call_exception_handler(loop, context);
     }
     Py_XDECREF(context);
@@ -176,8 +173,7 @@ run_callback_ready(PyObject *pair, PyObject *fut)
     int rc = 0;
     PyObject *res = PyObject_CallOneArg(fn, fut);
     if (res == NULL) {
-        rc = fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut,
-                                      NULL);
+        rc = fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut, NULL);
     }
     Py_XDECREF(res);
     PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;
@@ -220,8 +216,8 @@ schedule_one(FLFuture *fut, PyObject *fn, PyObject *ctx)
         if (pair == NULL) {
             return -1;
         }
-        int rc = fl_loop_enqueue(loop, run_callback_ready, pair,
-                                 (PyObject *)fut);
+        int rc =
+            fl_loop_enqueue(loop, run_callback_ready, pair, (PyObject *)fut);
         Py_DECREF(pair);
         return rc;
     }
@@ -317,8 +313,7 @@ fl_future_init_fields(FLFuture *fut, PyObject *loop)
         if (loop == NULL) {
             return -1;
         }
-    }
-    else {
+    } else {
         Py_INCREF(loop);
     }
     fut->loop = loop;
@@ -378,8 +373,7 @@ fl_future_set_exception(FLFuture *fut, PyObject *exc)
             Py_DECREF(exc_val);
             return invalid_state(fut);
         }
-    }
-    else {
+    } else {
         exc_val = Py_NewRef(exc);
     }
     if (!PyExceptionInstance_Check(exc_val)) {
@@ -619,14 +613,13 @@ fl_parse_msg(const char *fname, PyObject *const *args, Py_ssize_t nargs,
     }
     if (nargs == 1) {
         *msg = args[0];
-    }
-    else if (nkw == 1) {
+    } else if (nkw == 1) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, 0);
         if (!PyUnicode_Check(key) ||
             PyUnicode_CompareWithASCIIString(key, "msg") != 0) {
             PyErr_Format(PyExc_TypeError,
-                         "%s() got an unexpected keyword argument '%S'",
-                         fname, key);
+                         "%s() got an unexpected keyword argument '%S'", fname,
+                         key);
             return -1;
         }
         *msg = args[0];
@@ -733,12 +726,10 @@ Future_remove_done_callback(FLFuture *fut, PyObject *fn)
             removed++;
             Py_DECREF(all[i].fn);
             Py_XDECREF(all[i].ctx);
-        }
-        else if (cb_append(fut, all[i].fn, all[i].ctx) < 0) {
+        } else if (cb_append(fut, all[i].fn, all[i].ctx) < 0) {
             err = 1;
             break;
-        }
-        else {
+        } else {
             Py_DECREF(all[i].fn);
             Py_XDECREF(all[i].ctx);
         }
@@ -806,7 +797,8 @@ static PyMethodDef Future_methods[] = {
      "Return True if the future was cancelled."},
     {"done", (PyCFunction)Future_done, METH_NOARGS,
      "Return True if the future is done."},
-    {"add_done_callback", (PyCFunction)(void (*)(void))Future_add_done_callback,
+    {"add_done_callback",
+     (PyCFunction)(void (*)(void))Future_add_done_callback,
      METH_FASTCALL | METH_KEYWORDS,
      "add_done_callback(fn, *, context=None): run fn(future) when done."},
     {"remove_done_callback", (PyCFunction)Future_remove_done_callback, METH_O,
@@ -816,8 +808,7 @@ static PyMethodDef Future_methods[] = {
     {"_make_cancelled_error", (PyCFunction)Future_make_cancelled_error,
      METH_NOARGS, "Create the CancelledError to raise if cancelled."},
     {"__iter__", (PyCFunction)Future_await, METH_NOARGS, NULL},
-    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
-     "See PEP 585"},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585"},
     {NULL, NULL},
 };
 
@@ -1005,7 +996,8 @@ Future_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
     }
     for (Py_ssize_t i = 0; i < nkw; i++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-        if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "loop") != 0) {
+        if (!PyUnicode_Check(key) ||
+            PyUnicode_CompareWithASCIIString(key, "loop") != 0) {
             PyErr_Format(PyExc_TypeError,
                          "Future() got an unexpected keyword argument '%S'",
                          key);
@@ -1109,8 +1101,7 @@ static PyAsyncMethods Future_as_async = {
 };
 
 PyTypeObject FLFuture_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "fastloop.Future",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.Future",
     .tp_doc = "Future(*, loop=None): asyncio.Future implemented in C.",
     .tp_basicsize = sizeof(FLFuture),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
@@ -1134,8 +1125,7 @@ PyTypeObject FLFuture_Type = {
 /* The await iterator                                                  */
 
 typedef struct {
-    PyObject_HEAD
-    FLFuture *future; /* NULL once exhausted */
+    PyObject_HEAD FLFuture *future; /* NULL once exhausted */
 } FLFutureIter;
 
 static PyObject *
@@ -1242,8 +1232,7 @@ FutureIter_throw(FLFutureIter *it, PyObject *const *args, Py_ssize_t nargs)
     }
     if (tb == Py_None) {
         tb = NULL;
-    }
-    else if (tb != NULL && !PyTraceBack_Check(tb)) {
+    } else if (tb != NULL && !PyTraceBack_Check(tb)) {
         PyErr_SetString(PyExc_TypeError, "throw() third argument must be a "
                                          "traceback");
         return NULL;
@@ -1253,8 +1242,7 @@ FutureIter_throw(FLFutureIter *it, PyObject *const *args, Py_ssize_t nargs)
     Py_XINCREF(tb);
     if (PyExceptionClass_Check(type)) {
         PyErr_NormalizeException(&type, &val, &tb);
-    }
-    else if (PyExceptionInstance_Check(type)) {
+    } else if (PyExceptionInstance_Check(type)) {
         if (val != NULL) {
             PyErr_SetString(PyExc_TypeError,
                             "instance exception may not have a separate "
@@ -1266,8 +1254,7 @@ FutureIter_throw(FLFutureIter *it, PyObject *const *args, Py_ssize_t nargs)
         if (tb == NULL) {
             tb = PyException_GetTraceback(val);
         }
-    }
-    else {
+    } else {
         PyErr_SetString(PyExc_TypeError,
                         "exceptions must be classes deriving BaseException "
                         "or instances of such a class");
@@ -1326,8 +1313,7 @@ static PyAsyncMethods FutureIter_as_async = {
 };
 
 static PyTypeObject FLFutureIter_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "fastloop.FutureIter",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.FutureIter",
     .tp_basicsize = sizeof(FLFutureIter),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_dealloc = (destructor)FutureIter_dealloc,
@@ -1354,18 +1340,18 @@ import_from(const char *module_name, const char *attr)
     return value;
 }
 
-#define FS_IMPORT(field, mod, attr)                                          \
-    do {                                                                     \
-        if ((fl_fstate.field = import_from(mod, attr)) == NULL) {            \
-            return -1;                                                       \
-        }                                                                    \
+#define FS_IMPORT(field, mod, attr)                                           \
+    do {                                                                      \
+        if ((fl_fstate.field = import_from(mod, attr)) == NULL) {             \
+            return -1;                                                        \
+        }                                                                     \
     } while (0)
 
-#define FS_INTERN(field, text)                                               \
-    do {                                                                     \
-        if ((fl_fstate.field = PyUnicode_InternFromString(text)) == NULL) {  \
-            return -1;                                                       \
-        }                                                                    \
+#define FS_INTERN(field, text)                                                \
+    do {                                                                      \
+        if ((fl_fstate.field = PyUnicode_InternFromString(text)) == NULL) {   \
+            return -1;                                                        \
+        }                                                                     \
     } while (0)
 
 int
@@ -1408,14 +1394,14 @@ fl_future_init(PyObject *module)
     FS_INTERN(str_task, "task");
     FS_INTERN(str_throw, "throw");
     FS_INTERN(str_blocking, "_asyncio_future_blocking");
-    Py_SETREF(fl_fstate.base_create_task,
-              PyObject_GetAttrString(fl_fstate.base_create_task,
-                                     "create_task"));
+    Py_SETREF(
+        fl_fstate.base_create_task,
+        PyObject_GetAttrString(fl_fstate.base_create_task, "create_task"));
     if (fl_fstate.base_create_task == NULL) {
         return -1;
     }
-    if ((fl_fstate.kw_name_context = Py_BuildValue("(ss)", "name",
-                                                   "context")) == NULL) {
+    if ((fl_fstate.kw_name_context =
+             Py_BuildValue("(ss)", "name", "context")) == NULL) {
         return -1;
     }
     if ((fl_fstate.kw_context = PyTuple_Pack(1, fl_fstate.str_context)) ==

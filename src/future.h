@@ -43,24 +43,23 @@ typedef struct {
 } fl_callback;
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *loop;           /* NULL only when __init__ was skipped */
+    PyObject_HEAD PyObject *loop; /* NULL only when __init__ was skipped */
     PyObject *result;
     PyObject *exception;
     PyObject *exception_tb;
-    PyObject *source_tb;      /* debug mode: where the future was created */
+    PyObject *source_tb; /* debug mode: where the future was created */
     PyObject *cancel_msg;
-    PyObject *cancelled_exc;  /* CancelledError to re-raise (tasks) */
+    PyObject *cancelled_exc; /* CancelledError to re-raise (tasks) */
     PyObject *dict;
     PyObject *weakreflist;
-    fl_callback cb0;          /* first callback, inline: the common case */
-    fl_callback *cbs;         /* the others, in order */
+    fl_callback cb0;  /* first callback, inline: the common case */
+    fl_callback *cbs; /* the others, in order */
     Py_ssize_t ncbs;
     Py_ssize_t cbs_cap;
     unsigned char state;
     unsigned char log_tb;
-    unsigned char blocking;   /* _asyncio_future_blocking */
-    unsigned char fast_loop;  /* loop is a fastloop Loop: use its C queue */
+    unsigned char blocking;  /* _asyncio_future_blocking */
+    unsigned char fast_loop; /* loop is a fastloop Loop: use its C queue */
 } FLFuture;
 
 extern PyTypeObject FLFuture_Type;
@@ -72,17 +71,17 @@ extern PyTypeObject FLFuture_Type;
 typedef struct {
     PyObject *CancelledError;
     PyObject *InvalidStateError;
-    PyObject *get_event_loop;     /* events.get_event_loop (3.12+) or
-                                     events._get_event_loop (3.11) */
-    PyObject *get_running_loop;   /* events._get_running_loop */
-    PyObject *future_repr;        /* base_futures._future_repr */
-    PyObject *task_repr;          /* base_tasks._task_repr */
-    PyObject *task_get_stack;     /* base_tasks._task_get_stack */
-    PyObject *task_print_stack;   /* base_tasks._task_print_stack */
-    PyObject *current_tasks;      /* tasks._current_tasks (dict) */
-    PyObject *register_task;      /* tasks._register_task */
-    PyObject *eager_tasks;        /* tasks._eager_tasks (set), 3.12+ */
-    PyObject *base_create_task;   /* base_events.BaseEventLoop.create_task */
+    PyObject *get_event_loop;   /* events.get_event_loop (3.12+) or
+                                   events._get_event_loop (3.11) */
+    PyObject *get_running_loop; /* events._get_running_loop */
+    PyObject *future_repr;      /* base_futures._future_repr */
+    PyObject *task_repr;        /* base_tasks._task_repr */
+    PyObject *task_get_stack;   /* base_tasks._task_get_stack */
+    PyObject *task_print_stack; /* base_tasks._task_print_stack */
+    PyObject *current_tasks;    /* tasks._current_tasks (dict) */
+    PyObject *register_task;    /* tasks._register_task */
+    PyObject *eager_tasks;      /* tasks._eager_tasks (set), 3.12+ */
+    PyObject *base_create_task; /* base_events.BaseEventLoop.create_task */
     PyObject *str_add_done_callback;
     PyObject *str_call_soon;
     PyObject *str_cancel;
@@ -96,10 +95,10 @@ typedef struct {
     PyObject *str_result;
     PyObject *str_task;
     PyObject *str_throw;
-    PyObject *str_blocking;       /* "_asyncio_future_blocking" */
-    PyObject *kw_context;         /* ("context",) */
-    PyObject *kw_msg;             /* ("msg",) */
-    PyObject *kw_name_context;    /* ("name", "context") */
+    PyObject *str_blocking;    /* "_asyncio_future_blocking" */
+    PyObject *kw_context;      /* ("context",) */
+    PyObject *kw_msg;          /* ("msg",) */
+    PyObject *kw_name_context; /* ("name", "context") */
 } fl_future_state;
 
 extern fl_future_state fl_fstate;

@@ -261,17 +261,15 @@ task_handle_yield(FLTask *task, PyObject *result)
             rc = task_step_soon_with_error(
                 task, "Task %R got Future %R attached to a different loop",
                 self, result);
-        }
-        else if (!fut->blocking) {
+        } else if (!fut->blocking) {
             rc = task_step_soon_with_error(
-                task, "yield was used instead of yield from in task %R with %R",
+                task,
+                "yield was used instead of yield from in task %R with %R",
                 self, result);
-        }
-        else if (result == self) {
+        } else if (result == self) {
             rc = task_step_soon_with_error(
                 task, "Task cannot await on itself: %R", self);
-        }
-        else {
+        } else {
             fut->blocking = 0;
             if (fl_future_add_task_waiter(fut, self) < 0) {
                 Py_DECREF(result);
@@ -287,8 +285,7 @@ task_handle_yield(FLTask *task, PyObject *result)
                     task->must_cancel = 0;
                 }
                 rc = rc < 0 ? -1 : 0;
-            }
-            else {
+            } else {
                 rc = 0;
             }
         }
@@ -303,8 +300,7 @@ task_handle_yield(FLTask *task, PyObject *result)
     }
 
     PyObject *blocking;
-    if (fl_get_optional_attr(result, fl_fstate.str_blocking, &blocking) <
-        0) {
+    if (fl_get_optional_attr(result, fl_fstate.str_blocking, &blocking) < 0) {
         Py_DECREF(result);
         return -1;
     }
@@ -321,17 +317,15 @@ task_handle_yield(FLTask *task, PyObject *result)
             rc = task_step_soon_with_error(
                 task, "Task %R got Future %R attached to a different loop",
                 self, result);
-        }
-        else if (!b) {
+        } else if (!b) {
             rc = task_step_soon_with_error(
-                task, "yield was used instead of yield from in task %R with %R",
+                task,
+                "yield was used instead of yield from in task %R with %R",
                 self, result);
-        }
-        else if (result == self) {
+        } else if (result == self) {
             rc = task_step_soon_with_error(
                 task, "Task cannot await on itself: %R", self);
-        }
-        else {
+        } else {
             rc = -1;
             if (PyObject_SetAttr(result, fl_fstate.str_blocking, Py_False) ==
                 0) {
@@ -374,8 +368,7 @@ task_handle_yield(FLTask *task, PyObject *result)
             "yield was used instead of yield from for generator in task %R "
             "with %R",
             self, result);
-    }
-    else {
+    } else {
         rc = task_step_soon_with_error(task, "Task got bad yield: %R", result);
     }
     Py_DECREF(result);
@@ -407,17 +400,14 @@ task_step_run(FLTask *task, PyObject *exc)
     Py_INCREF(coro);
     if (exc == NULL) {
         rc = PyIter_Send(coro, Py_None, &result);
-    }
-    else {
+    } else {
         result = PyObject_CallMethodOneArg(coro, fl_fstate.str_throw, exc);
         if (result != NULL) {
             rc = PYGEN_NEXT;
-        }
-        else if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+        } else if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
             result = fetch_stop_iteration_value();
             rc = result ? PYGEN_RETURN : PYGEN_ERROR;
-        }
-        else {
+        } else {
             rc = PYGEN_ERROR;
         }
     }
@@ -429,8 +419,7 @@ task_step_run(FLTask *task, PyObject *exc)
             /* Task is cancelled right before coro stops. */
             task->must_cancel = 0;
             r = fl_future_cancel(&task->fut, task->fut.cancel_msg);
-        }
-        else {
+        } else {
             r = fl_future_set_result(&task->fut, result);
         }
         Py_DECREF(result);
@@ -519,8 +508,7 @@ task_wakeup(FLTask *task, PyObject *fut)
             Py_DECREF(res);
             return task_step(task, NULL);
         }
-    }
-    else {
+    } else {
         PyObject *res = PyObject_CallMethodNoArgs(fut, fl_fstate.str_result);
         if (res != NULL) {
             Py_DECREF(res);
@@ -602,8 +590,7 @@ task_eager_start(FLTask *task)
             if (PyContext_Exit(task->context) < 0) {
                 Py_XDECREF(err);
                 rc = -1;
-            }
-            else {
+            } else {
                 fl_err_restore(err);
             }
         }
@@ -620,8 +607,7 @@ task_eager_start(FLTask *task)
     if (r2 < 0) {
         if (err != NULL) {
             PyErr_WriteUnraisable(self);
-        }
-        else {
+        } else {
             err = fl_err_fetch();
         }
         rc = -1;
@@ -631,8 +617,7 @@ task_eager_start(FLTask *task)
     Py_DECREF(loop);
     if (task->fut.state != FL_PENDING) {
         Py_CLEAR(task->coro);
-    }
-    else if (rc == 0) {
+    } else if (rc == 0) {
         rc = register_task(self);
     }
     return rc;
@@ -674,10 +659,9 @@ task_init_impl(FLTask *task, PyObject *coro, PyObject *loop, PyObject *name,
     if (name == NULL || name == Py_None) {
         Py_CLEAR(task->name);
         task->name_id = ++task_name_counter;
-    }
-    else {
-        PyObject *s = PyUnicode_CheckExact(name) ? Py_NewRef(name)
-                                                 : PyObject_Str(name);
+    } else {
+        PyObject *s =
+            PyUnicode_CheckExact(name) ? Py_NewRef(name) : PyObject_Str(name);
         if (s == NULL) {
             return -1;
         }
@@ -689,8 +673,7 @@ task_init_impl(FLTask *task, PyObject *coro, PyObject *loop, PyObject *name,
         if (task->context == NULL) {
             return -1;
         }
-    }
-    else {
+    } else {
         Py_XSETREF(task->context, Py_NewRef(context));
     }
 
@@ -718,13 +701,12 @@ static int
 Task_tp_init(FLTask *task, PyObject *args, PyObject *kwds)
 {
 #if PY_VERSION_HEX >= 0x030C0000
-    static char *kwlist[] = {"coro", "loop", "name", "context", "eager_start",
-                             NULL};
+    static char *kwlist[] = {"coro",    "loop",        "name",
+                             "context", "eager_start", NULL};
     PyObject *coro, *loop = Py_None, *name = Py_None, *context = Py_None;
     int eager_start = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOOp:Task", kwlist,
-                                     &coro, &loop, &name, &context,
-                                     &eager_start)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOOp:Task", kwlist, &coro,
+                                     &loop, &name, &context, &eager_start)) {
         return -1;
     }
 #else
@@ -778,15 +760,12 @@ Task_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
         }
         if (PyUnicode_CompareWithASCIIString(key, "loop") == 0) {
             loop = value;
-        }
-        else if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
+        } else if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
             name = value;
-        }
-        else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
+        } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
             context = value;
-        }
-        else if (PyUnicode_CompareWithASCIIString(key, "coro") == 0 &&
-                 coro == NULL) {
+        } else if (PyUnicode_CompareWithASCIIString(key, "coro") == 0 &&
+                   coro == NULL) {
             coro = value;
         }
 #if PY_VERSION_HEX >= 0x030C0000
@@ -844,12 +823,10 @@ loop_create_task(PyObject *loop, PyObject *const *args, size_t nargsf,
         if (PyUnicode_Check(key) &&
             PyUnicode_CompareWithASCIIString(key, "name") == 0) {
             name = args[nargs + i];
-        }
-        else if (PyUnicode_Check(key) &&
-                 PyUnicode_CompareWithASCIIString(key, "context") == 0) {
+        } else if (PyUnicode_Check(key) &&
+                   PyUnicode_CompareWithASCIIString(key, "context") == 0) {
             context = args[nargs + i];
-        }
-        else {
+        } else {
             PyErr_Format(PyExc_TypeError,
                          "create_task() got an unexpected keyword argument "
                          "'%S'",
@@ -968,8 +945,8 @@ Task_get_name(FLTask *task, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Task_set_name(FLTask *task, PyObject *value)
 {
-    PyObject *s = PyUnicode_CheckExact(value) ? Py_NewRef(value)
-                                              : PyObject_Str(value);
+    PyObject *s =
+        PyUnicode_CheckExact(value) ? Py_NewRef(value) : PyObject_Str(value);
     if (s == NULL) {
         return NULL;
     }
@@ -1048,12 +1025,10 @@ static PyMethodDef Task_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "get_stack(*, limit=None): the frames of the task's coroutine."},
     {"print_stack", (PyCFunction)(void (*)(void))Task_print_stack,
-     METH_VARARGS | METH_KEYWORDS,
-     "print_stack(*, limit=None, file=None)"},
+     METH_VARARGS | METH_KEYWORDS, "print_stack(*, limit=None, file=None)"},
     {"set_result", (PyCFunction)Task_set_result, METH_O, NULL},
     {"set_exception", (PyCFunction)Task_set_exception, METH_O, NULL},
-    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
-     "See PEP 585"},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585"},
     {NULL, NULL},
 };
 
@@ -1157,8 +1132,7 @@ Task_finalize(FLTask *task)
              PyDict_SetItem(context, fl_state.str_source_traceback,
                             task->fut.source_tb) < 0)) {
             PyErr_WriteUnraisable((PyObject *)task);
-        }
-        else {
+        } else {
             fl_call_exception_handler(task->fut.loop, context);
         }
         Py_XDECREF(message);
@@ -1184,8 +1158,7 @@ Task_dealloc(FLTask *task)
 }
 
 PyTypeObject FLTask_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "fastloop.Task",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.Task",
     .tp_doc = "Task(coro, *, loop=None, name=None, context=None): "
               "asyncio.Task implemented in C.",
     .tp_basicsize = sizeof(FLTask),

@@ -15,7 +15,7 @@ typedef struct {
     PyObject *coro;
     PyObject *context;
     PyObject *fut_waiter;
-    PyObject *name;                /* NULL: "Task-<name_id>", made lazily */
+    PyObject *name; /* NULL: "Task-<name_id>", made lazily */
     unsigned long long name_id;
     Py_ssize_t num_cancels_requested;
     unsigned char must_cancel;

@@ -71,7 +71,7 @@ def collect_exception_contexts(loop):
     return contexts
 
 
-# ---------------------------------------------------------------- state
+# --------------------------------------------------------------------- state
 
 
 def test_a_new_future_is_pending(impl):
@@ -86,7 +86,8 @@ def test_result_of_a_pending_future_raises_invalid_state(impl):
     fut = impl.future()
     with pytest.raises(asyncio.InvalidStateError, match="Result is not set"):
         fut.result()
-    with pytest.raises(asyncio.InvalidStateError, match="Exception is not set"):
+    with pytest.raises(asyncio.InvalidStateError,
+                       match="Exception is not set"):
         fut.exception()
 
 
@@ -256,7 +257,7 @@ def test_future_without_loop_uses_the_running_loop(impl):
     assert fut.get_loop() is impl.loop
 
 
-# ---------------------------------------------------------------- repr
+# ---------------------------------------------------------------------- repr
 
 
 def test_repr_of_each_state(impl):
@@ -280,7 +281,8 @@ def test_repr_lists_callbacks(impl):
         pass
 
     fut.add_done_callback(on_done)
-    assert repr(fut).startswith("<Future pending cb=[test_repr_lists_callbacks.<locals>.on_done() at ")
+    assert repr(fut).startswith(
+        "<Future pending cb=[test_repr_lists_callbacks.<locals>.on_done() at ")
 
 
 def test_repr_shows_where_it_was_created_in_debug_mode(impl):
@@ -295,7 +297,7 @@ def test_no_source_traceback_without_debug_mode(impl):
     assert impl.future()._source_traceback is None
 
 
-# ---------------------------------------------------------------- callbacks
+# ----------------------------------------------------------------- callbacks
 
 
 def test_done_callbacks_run_from_the_loop_not_inline(impl):
@@ -433,7 +435,8 @@ def test_callback_error_report_names_the_callback(impl):
 def test_exception_handler_runs_in_the_callback_context(impl):
     var = contextvars.ContextVar("var", default="outside")
     seen = []
-    impl.loop.set_exception_handler(lambda loop, context: seen.append(var.get()))
+    impl.loop.set_exception_handler(
+        lambda loop, context: seen.append(var.get()))
     fut = impl.future()
     ctx = contextvars.copy_context()
     ctx.run(var.set, "callback's")
@@ -455,7 +458,7 @@ def test_set_result_on_a_closed_loop_with_callbacks_raises(impl):
         fut.set_result(None)
 
 
-# ---------------------------------------------------------------- await
+# --------------------------------------------------------------------- await
 
 
 def test_await_returns_the_result(impl):
@@ -524,7 +527,7 @@ def test_await_iterator_throw_raises_the_exception(impl):
         it.throw(KeyError("x"))
 
 
-# ---------------------------------------------------------------- finalisation
+# -------------------------------------------------------------- finalisation
 
 
 def test_unretrieved_exception_is_reported_when_the_future_dies(impl):
@@ -572,7 +575,7 @@ def test_report_includes_the_source_traceback_in_debug_mode(impl):
     assert contexts[0]["source_traceback"]
 
 
-# ---------------------------------------------------------------- objects
+# ------------------------------------------------------------------- objects
 
 
 def test_futures_support_weak_references(impl):
@@ -611,7 +614,7 @@ def test_instances_accept_arbitrary_attributes(impl):
     assert fut.extra == "x"
 
 
-# ---------------------------------------------------------------- foreign loops
+# ------------------------------------------------------------- foreign loops
 
 
 def test_fastloop_future_awaited_by_an_asyncio_task():

@@ -43,7 +43,7 @@ async def answer():
     return 42
 
 
-# ---------------------------------------------------------------- basics
+# -------------------------------------------------------------------- basics
 
 
 def test_task_runs_its_coroutine_to_the_result(impl):
@@ -104,7 +104,7 @@ def test_get_coro_returns_the_coroutine(impl):
     impl.loop.run_until_complete(task)
 
 
-# ---------------------------------------------------------------- names
+# --------------------------------------------------------------------- names
 
 
 def test_default_names_are_task_and_a_rising_number(impl):
@@ -142,7 +142,7 @@ def test_repr_has_asyncio_format(impl):
         r".*:\d+> result=None>", repr(task))
 
 
-# ---------------------------------------------------------------- context
+# ------------------------------------------------------------------- context
 
 
 def test_task_runs_in_a_copy_of_the_current_context(impl):
@@ -182,7 +182,7 @@ def test_get_context_returns_the_task_context(impl):
     impl.loop.run_until_complete(task)
 
 
-# ---------------------------------------------------------------- stacks
+# -------------------------------------------------------------------- stacks
 
 
 def test_get_stack_of_a_suspended_task_shows_its_frame(impl):
@@ -214,7 +214,7 @@ def test_print_stack_writes_to_the_given_file(impl):
     assert "ValueError: printed" in out.getvalue()
 
 
-# ---------------------------------------------------------------- cancellation
+# -------------------------------------------------------------- cancellation
 
 
 def test_cancel_delivers_cancelled_error_into_the_awaiting_coroutine(impl):
@@ -384,7 +384,8 @@ def test_bad_yield_is_thrown_back_into_the_coroutine(impl):
     async def main():
         await bad()
 
-    with pytest.raises(RuntimeError, match="Task got bad yield: 'not a future'"):
+    with pytest.raises(RuntimeError,
+                       match="Task got bad yield: 'not a future'"):
         impl.run(main())
 
 
@@ -427,7 +428,8 @@ def test_bare_yields_interleave_tasks_round_robin(impl):
         await asyncio.gather(worker("a"), worker("b"))
 
     impl.run(main())
-    assert order == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert order == [("a", 0), ("b", 0), ("a", 1), ("b", 1),
+                     ("a", 2), ("b", 2)]
 
 
 def test_wakeups_keep_fifo_order_with_call_soon(impl):
@@ -462,7 +464,7 @@ def test_future_ping_pong_between_tasks(impl):
     assert impl.run(ping(1000)) == sum(range(1000))
 
 
-# ---------------------------------------------------------------- asyncio registry
+# ---------------------------------------------------------- asyncio registry
 
 
 def test_current_task_is_the_running_task(impl):
@@ -562,7 +564,7 @@ def test_task_uses_a_future_subclass_add_done_callback(impl):
     assert len(calls) == 1
 
 
-# ---------------------------------------------------------------- asyncio tools
+# ------------------------------------------------------------- asyncio tools
 
 
 def test_gather(impl):
@@ -728,7 +730,7 @@ def test_eager_task_that_finishes_at_once_is_done_on_return(impl):
     assert impl.run(main()) == "quick"
 
 
-# ---------------------------------------------------------------- runners
+# ------------------------------------------------------------------- runners
 
 
 @pytest.mark.parametrize("kind", ["fastloop", "asyncio"])
@@ -752,7 +754,7 @@ def test_fastloop_run_uses_fastloop_tasks():
     assert fastloop.run(main()) is fastloop.Task
 
 
-# ---------------------------------------------------------------- memory
+# -------------------------------------------------------------------- memory
 
 
 @pytest.mark.timeout(180)

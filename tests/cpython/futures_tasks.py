@@ -274,7 +274,8 @@ TEST_CASES = [
     FLTask_FLFuture_Tests, FLTask_FLFuture_SubclassTests,
     FLTask_AsyncioFuture_Tests, FLTaskSubclass_AsyncioFuture_Tests,
     AsyncioTask_FLFuture_Tests, AsyncioTask_FLFutureSubclass_Tests,
-    CurrentLoopTests, CurrentLoopOnFastloopTests, FutureGatherTests, CoroutineGatherTests,
+    CurrentLoopTests, CurrentLoopOnFastloopTests, FutureGatherTests,
+    CoroutineGatherTests,
 ]
 if sys.version_info >= (3, 12):
     TEST_CASES += [EagerTaskFactoryLoopTests, NonEagerTaskCountingTests,
