@@ -32,6 +32,7 @@ typedef struct {
     struct ev_loop *evloop;
     PyThreadState *released_tstate; /* set while the GIL is released in poll */
     int poll_may_block;             /* GIL released around this poll only */
+    int last_poll_found_events;     /* busy: poll without blocking first */
 
     /* Ready queue: a ring buffer; capacity is a power of two. */
     fl_ready_entry *ready;
