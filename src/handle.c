@@ -102,6 +102,7 @@ fl_handle_cancel(FLHandle *handle)
     if (handle->cancelled) {
         return;
     }
+    handle->cancelled = 1;
     if (handle->scheduled) {
         fl_loop_remove_timer((FLLoop *)handle->loop, handle);
     }
@@ -113,7 +114,6 @@ fl_handle_cancel(FLHandle *handle)
             PyErr_WriteUnraisable((PyObject *)handle);
         }
     }
-    handle->cancelled = 1;
     Py_CLEAR(handle->callback);
     Py_CLEAR(handle->args);
 }
