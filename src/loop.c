@@ -412,11 +412,17 @@ run_entry(FLLoop *self, fl_ready_entry *e)
     return 0;
 }
 
-/* asyncio's _format_handle: a task step shows as the task. */
+/* asyncio's _format_handle: a handle shows as itself, a task step as the
+ * task, a future callback (queued as a (callback, context) pair) as the
+ * callback. */
 static PyObject *
 describe_entry(fl_ready_entry *e)
 {
-    return PyObject_Repr(e->a ? e->a : Py_None);
+    PyObject *what = e->a ? e->a : Py_None;
+    if (PyTuple_CheckExact(what) && PyTuple_GET_SIZE(what) > 0) {
+        what = PyTuple_GET_ITEM(what, 0);
+    }
+    return PyObject_Repr(what);
 }
 
 static int
