@@ -8,12 +8,14 @@ unchanged script with ``python -m fastloop script.py``.
 import asyncio as _asyncio
 from asyncio import events as _events
 
-from ._core import Handle, TimerHandle
+from ._core import Future, Handle, Task, TimerHandle
 from ._loop import Loop, new_event_loop
 
 __all__ = [
     "Loop",
     "EventLoopPolicy",
+    "Future",
+    "Task",
     "Handle",
     "TimerHandle",
     "new_event_loop",

@@ -52,6 +52,10 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
         _core.Loop.__init__(self)
         unix_events.SelectorEventLoop.__init__(self, _SelectorView(self))
 
+    # C methods of _core.Loop's type: fastloop.Future and fastloop.Task.
+    create_future = _core._loop_create_future
+    create_task = _core._loop_create_task
+
     def __repr__(self):
         return (
             f"<{self.__class__.__name__} running={self.is_running()} "

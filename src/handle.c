@@ -46,8 +46,7 @@ fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
             Py_DECREF(self);
             return NULL;
         }
-    }
-    else {
+    } else {
         Py_INCREF(context);
     }
     self->context = context;
@@ -81,8 +80,8 @@ fl_handle_run(FLHandle *handle)
         Py_DECREF(args);
         return -1;
     }
-    PyObject *res = PyObject_Vectorcall(
-        callback, &PyTuple_GET_ITEM(args, 0), PyTuple_GET_SIZE(args), NULL);
+    PyObject *res = PyObject_Vectorcall(callback, &PyTuple_GET_ITEM(args, 0),
+                                        PyTuple_GET_SIZE(args), NULL);
     Py_DECREF(callback);
     Py_DECREF(args);
     if (PyContext_Exit(context) < 0) {
@@ -102,6 +101,7 @@ fl_handle_cancel(FLHandle *handle)
     if (handle->cancelled) {
         return;
     }
+    handle->cancelled = 1;
     if (handle->scheduled) {
         fl_loop_remove_timer((FLLoop *)handle->loop, handle);
     }
@@ -113,7 +113,6 @@ fl_handle_cancel(FLHandle *handle)
             PyErr_WriteUnraisable((PyObject *)handle);
         }
     }
-    handle->cancelled = 1;
     Py_CLEAR(handle->callback);
     Py_CLEAR(handle->args);
 }
@@ -222,13 +221,15 @@ handle_repr(FLHandle *self)
         }
         Py_CLEAR(item);
     }
-    if (self->source_traceback != NULL && PyList_Check(self->source_traceback) &&
+    if (self->source_traceback != NULL &&
+        PyList_Check(self->source_traceback) &&
         PyList_GET_SIZE(self->source_traceback) > 0) {
-        PyObject *frame = PyList_GET_ITEM(
-            self->source_traceback, PyList_GET_SIZE(self->source_traceback) - 1);
+        PyObject *frame =
+            PyList_GET_ITEM(self->source_traceback,
+                            PyList_GET_SIZE(self->source_traceback) - 1);
         PyObject *filename = PyObject_GetAttrString(frame, "filename");
-        PyObject *lineno = filename ? PyObject_GetAttrString(frame, "lineno")
-                                    : NULL;
+        PyObject *lineno =
+            filename ? PyObject_GetAttrString(frame, "lineno") : NULL;
         if (lineno == NULL) {
             Py_XDECREF(filename);
             goto error;
@@ -365,12 +366,12 @@ handle_new_py(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static PyObject *
 timer_new_py(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"when", "callback", "args", "loop", "context",
-                             NULL};
+    static char *kwlist[] = {"when", "callback", "args",
+                             "loop", "context",  NULL};
     double when;
     PyObject *callback, *cargs, *loop, *context = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "dOOO|O:TimerHandle",
-                                     kwlist, &when, &callback, &cargs, &loop,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "dOOO|O:TimerHandle", kwlist,
+                                     &when, &callback, &cargs, &loop,
                                      &context)) {
         return NULL;
     }
@@ -482,8 +483,7 @@ static PyGetSetDef timer_getset[] = {
 };
 
 PyTypeObject FLHandle_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "fastloop.Handle",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.Handle",
     .tp_doc = "Object returned by callback registration methods.",
     .tp_basicsize = sizeof(FLHandle),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
@@ -498,8 +498,7 @@ PyTypeObject FLHandle_Type = {
 };
 
 PyTypeObject FLTimerHandle_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "fastloop.TimerHandle",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.TimerHandle",
     .tp_doc = "Object returned by timed callback registration methods.",
     .tp_basicsize = sizeof(FLHandle),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,

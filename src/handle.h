@@ -10,19 +10,18 @@
 #include "module.h"
 
 typedef struct fl_handle {
-    PyObject_HEAD
-    PyObject *callback; /* NULL once cancelled */
-    PyObject *args;     /* tuple; NULL once cancelled */
-    PyObject *context;  /* contextvars.Context */
-    PyObject *loop;     /* the loop it was created for */
-    PyObject *source_traceback; /* debug mode only, else NULL */
-    PyObject *repr;     /* repr saved at cancel() in debug mode */
+    PyObject_HEAD PyObject *callback; /* NULL once cancelled */
+    PyObject *args;                   /* tuple; NULL once cancelled */
+    PyObject *context;                /* contextvars.Context */
+    PyObject *loop;                   /* the loop it was created for */
+    PyObject *source_traceback;       /* debug mode only, else NULL */
+    PyObject *repr; /* repr saved at cancel() in debug mode */
     PyObject *weakreflist;
     char cancelled;
-    char scheduled;     /* TimerHandle: in the loop's heap */
-    double when;        /* TimerHandle only */
-    unsigned long long seq;  /* TimerHandle: FIFO order among equal `when` */
-    Py_ssize_t heap_index;   /* TimerHandle: position in the heap */
+    char scheduled;         /* TimerHandle: in the loop's heap */
+    double when;            /* TimerHandle only */
+    unsigned long long seq; /* TimerHandle: FIFO order among equal `when` */
+    Py_ssize_t heap_index;  /* TimerHandle: position in the heap */
 } FLHandle;
 
 extern PyTypeObject FLHandle_Type;
@@ -30,9 +29,8 @@ extern PyTypeObject FLTimerHandle_Type;
 
 /* New Handle for `callback(*args)`.  `args` is a tuple (new reference
  * taken); `context` may be NULL or None for a copy of the current one. */
-FLHandle *fl_handle_new(PyTypeObject *type, PyObject *loop,
-                        PyObject *callback, PyObject *args,
-                        PyObject *context);
+FLHandle *fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
+                        PyObject *args, PyObject *context);
 
 /* Run the handle's callback in its context.  0 on success or when it was
  * cancelled; -1 with the callback's exception set. */

@@ -25,8 +25,7 @@ fileobj_to_fd(PyObject *fileobj)
         if (fd == -1 && PyErr_Occurred()) {
             return -1;
         }
-    }
-    else {
+    } else {
         PyObject *res = PyObject_CallMethod(fileobj, "fileno", NULL);
         PyObject *as_int = res ? PyNumber_Long(res) : NULL;
         Py_XDECREF(res);
@@ -96,8 +95,7 @@ io_ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
         ev_io_stop(evloop, w);
         if (is_read) {
             Py_CLEAR(watch->reader);
-        }
-        else {
+        } else {
             Py_CLEAR(watch->writer);
         }
         return;
@@ -157,8 +155,7 @@ release_watch_if_idle(FLLoop *loop, fl_io_watch *watch)
 
 /* Shared body of _add_reader/_add_writer.  Returns the new Handle. */
 static PyObject *
-add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
-          int is_read)
+add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
 {
     const char *name = is_read ? "add_reader" : "add_writer";
     if (nargs < 2) {
@@ -181,8 +178,8 @@ add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
     for (Py_ssize_t i = 2; i < nargs; i++) {
         PyTuple_SET_ITEM(cargs, i - 2, Py_NewRef(args[i]));
     }
-    FLHandle *handle = fl_handle_new(&FLHandle_Type, (PyObject *)loop,
-                                     args[1], cargs, NULL);
+    FLHandle *handle =
+        fl_handle_new(&FLHandle_Type, (PyObject *)loop, args[1], cargs, NULL);
     Py_DECREF(cargs);
     if (handle == NULL) {
         return NULL;
@@ -249,22 +246,19 @@ ensure_no_transport(FLLoop *loop, PyObject *fileobj)
 }
 
 PyObject *
-fl_io_add_reader_private(FLLoop *loop, PyObject *const *args,
-                         Py_ssize_t nargs)
+fl_io_add_reader_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs)
 {
     return add_watch(loop, args, nargs, 1);
 }
 
 PyObject *
-fl_io_add_writer_private(FLLoop *loop, PyObject *const *args,
-                         Py_ssize_t nargs)
+fl_io_add_writer_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs)
 {
     return add_watch(loop, args, nargs, 0);
 }
 
 static PyObject *
-add_public(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
-           int is_read)
+add_public(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
 {
     if (nargs >= 1 && ensure_no_transport(loop, args[0]) < 0) {
         return NULL;

@@ -61,9 +61,8 @@ fl_loop_enqueue(FLLoop *self, fl_ready_fn fn, PyObject *a, PyObject *b)
     if (self->ready_len == self->ready_cap && ready_grow(self) < 0) {
         return -1;
     }
-    fl_ready_entry *e =
-        &self->ready[(self->ready_head + self->ready_len) &
-                     (self->ready_cap - 1)];
+    fl_ready_entry *e = &self->ready[(self->ready_head + self->ready_len) &
+                                     (self->ready_cap - 1)];
     e->fn = fn;
     e->a = Py_XNewRef(a);
     e->b = Py_XNewRef(b);
@@ -182,8 +181,7 @@ heap_remove_at(FLLoop *self, Py_ssize_t index)
         heap_set(self, index, last);
         if (index > 0 && timer_before(last, self->timers[(index - 1) / 2])) {
             heap_sift_up(self, index);
-        }
-        else {
+        } else {
             heap_sift_down(self, index);
         }
     }
@@ -226,7 +224,8 @@ fl_loop_check_closed(FLLoop *self)
 int
 fl_loop_check_thread(FLLoop *self)
 {
-    if (self->thread_id != 0 && PyThread_get_thread_ident() != self->thread_id) {
+    if (self->thread_id != 0 &&
+        PyThread_get_thread_ident() != self->thread_id) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Non-thread-safe operation invoked on an event loop "
                         "other than the current one");
@@ -276,8 +275,8 @@ static int
 capture_source_traceback(FLHandle *handle)
 {
     PyObject *frame = (PyObject *)PyEval_GetFrame();
-    PyObject *tb = PyObject_CallOneArg(fl_state.extract_stack,
-                                       frame ? frame : Py_None);
+    PyObject *tb =
+        PyObject_CallOneArg(fl_state.extract_stack, frame ? frame : Py_None);
     if (tb == NULL) {
         return -1;
     }
@@ -341,13 +340,12 @@ fl_handle_report_error(FLHandle *handle)
     PyObject *cb = NULL;
     if (handle->callback != NULL) {
         cb = fl_format_callback(handle);
-    }
-    else {
+    } else {
         cb = PyObject_Repr((PyObject *)handle);
     }
     PyObject *context = PyDict_New();
-    PyObject *msg = cb ? PyUnicode_FromFormat("Exception in callback %U", cb)
-                       : NULL;
+    PyObject *msg =
+        cb ? PyUnicode_FromFormat("Exception in callback %U", cb) : NULL;
     if (context == NULL || msg == NULL ||
         PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
         PyDict_SetItem(context, fl_state.str_exception, exc) < 0 ||
@@ -376,7 +374,7 @@ done:
 
 /* ---- running entries -------------------------------------------------- */
 
-static PyObject *str_run;         /* "_run" */
+static PyObject *str_run;               /* "_run" */
 static PyObject *str_format_handle_msg; /* "Executing %s took %.3f seconds" */
 
 /* An asyncio.Handle (or any object with _run) given to _add_callback. */
@@ -414,11 +412,17 @@ run_entry(FLLoop *self, fl_ready_entry *e)
     return 0;
 }
 
-/* asyncio's _format_handle: a task step shows as the task. */
+/* asyncio's _format_handle: a handle shows as itself, a task step as the
+ * task, a future callback (queued as a (callback, context) pair) as the
+ * callback. */
 static PyObject *
 describe_entry(fl_ready_entry *e)
 {
-    return PyObject_Repr(e->a ? e->a : Py_None);
+    PyObject *what = e->a ? e->a : Py_None;
+    if (PyTuple_CheckExact(what) && PyTuple_GET_SIZE(what) > 0) {
+        what = PyTuple_GET_ITEM(what, 0);
+    }
+    return PyObject_Repr(what);
 }
 
 static int
@@ -515,8 +519,7 @@ poll_events(FLLoop *self, double timeout)
         ev_timer_start(self->evloop, &self->poll_timer);
         ev_run(self->evloop, EVRUN_ONCE);
         ev_timer_stop(self->evloop, &self->poll_timer);
-    }
-    else {
+    } else {
         ev_run(self->evloop, EVRUN_ONCE);
     }
     self->poll_may_block = 0;
@@ -550,8 +553,7 @@ run_once(FLLoop *self)
     double timeout = -1.0;
     if (self->ready_len > 0 || self->stopping) {
         timeout = 0.0;
-    }
-    else if (self->ntimers > 0) {
+    } else if (self->ntimers > 0) {
         timeout = self->timers[0]->when - fl_monotonic();
         if (timeout < 0.0) {
             timeout = 0.0;
@@ -617,8 +619,7 @@ parse_context_kw(const char *method, PyObject *const *args, Py_ssize_t nargs,
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
         if (PyUnicode_Compare(name, str_context) == 0) {
             *context = args[nargs + i];
-        }
-        else {
+        } else {
             if (!PyErr_Occurred()) {
                 PyErr_Format(PyExc_TypeError,
                              "%s() got an unexpected keyword argument '%U'",
@@ -634,9 +635,8 @@ static FLHandle *
 schedule_soon(FLLoop *self, PyObject *callback, PyObject *cargs,
               PyObject *context)
 {
-    FLHandle *handle =
-        fl_handle_new(&FLHandle_Type, (PyObject *)self, callback, cargs,
-                      context);
+    FLHandle *handle = fl_handle_new(&FLHandle_Type, (PyObject *)self,
+                                     callback, cargs, context);
     if (handle == NULL) {
         return NULL;
     }
@@ -810,8 +810,7 @@ loop_add_callback(FLLoop *self, PyObject *handle)
             Py_RETURN_NONE;
         }
         rc = fl_loop_enqueue_handle(self, (FLHandle *)handle);
-    }
-    else {
+    } else {
         PyObject *cancelled = PyObject_GetAttrString(handle, "_cancelled");
         if (cancelled == NULL) {
             return NULL;
@@ -989,9 +988,9 @@ loop_init(FLLoop *self, PyObject *args, PyObject *kwds)
     ev_set_userdata(self->evloop, self);
     ev_set_loop_release_cb(self->evloop, release_gil, acquire_gil);
     ev_set_invoke_pending_cb(self->evloop, invoke_pending);
-    ev_timer_init(&self->poll_timer, (void (*)(struct ev_loop *, ev_timer *,
-                                               int))noop_cb,
-                  0.0, 0.0);
+    ev_timer_init(&self->poll_timer,
+                  (void (*)(struct ev_loop *, ev_timer *, int))noop_cb, 0.0,
+                  0.0);
     ev_async_init(&self->wakeup,
                   (void (*)(struct ev_loop *, ev_async *, int))noop_cb);
     ev_async_start(self->evloop, &self->wakeup);
@@ -1198,8 +1197,7 @@ static PyMethodDef loop_methods[] = {
     {"call_soon_threadsafe", FASTCALL_KW(loop_call_soon_threadsafe),
      METH_FASTCALL | METH_KEYWORDS,
      "Like call_soon(), but safe from other threads; wakes the loop."},
-    {"call_later", FASTCALL_KW(loop_call_later),
-     METH_FASTCALL | METH_KEYWORDS,
+    {"call_later", FASTCALL_KW(loop_call_later), METH_FASTCALL | METH_KEYWORDS,
      "call_later(delay, callback, *args, context=None) -> TimerHandle"},
     {"call_at", FASTCALL_KW(loop_call_at), METH_FASTCALL | METH_KEYWORDS,
      "call_at(when, callback, *args, context=None) -> TimerHandle"},
@@ -1228,8 +1226,7 @@ static PyMethodDef loop_methods[] = {
 };
 
 PyTypeObject FLLoop_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "fastloop._core.Loop",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop._core.Loop",
     .tp_doc = "The C core of fastloop's event loop (use fastloop.Loop).",
     .tp_basicsize = sizeof(FLLoop),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,

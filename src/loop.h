@@ -28,8 +28,7 @@ typedef struct {
 } fl_ready_entry;
 
 typedef struct {
-    PyObject_HEAD
-    struct ev_loop *evloop;
+    PyObject_HEAD struct ev_loop *evloop;
     PyThreadState *released_tstate; /* set while the GIL is released in poll */
     int poll_may_block;             /* GIL released around this poll only */
     int last_poll_found_events;     /* busy: poll without blocking first */

@@ -19,20 +19,20 @@ import_attr(const char *module_name, const char *attr)
     return value;
 }
 
-#define INTERN(field, text)                                                  \
-    do {                                                                     \
-        fl_state.field = PyUnicode_InternFromString(text);                   \
-        if (fl_state.field == NULL) {                                        \
-            return -1;                                                       \
-        }                                                                    \
+#define INTERN(field, text)                                                   \
+    do {                                                                      \
+        fl_state.field = PyUnicode_InternFromString(text);                    \
+        if (fl_state.field == NULL) {                                         \
+            return -1;                                                        \
+        }                                                                     \
     } while (0)
 
-#define IMPORT(field, module_name, attr)                                     \
-    do {                                                                     \
-        fl_state.field = import_attr(module_name, attr);                     \
-        if (fl_state.field == NULL) {                                        \
-            return -1;                                                       \
-        }                                                                    \
+#define IMPORT(field, module_name, attr)                                      \
+    do {                                                                      \
+        fl_state.field = import_attr(module_name, attr);                      \
+        if (fl_state.field == NULL) {                                         \
+            return -1;                                                        \
+        }                                                                     \
     } while (0)
 
 static int
@@ -72,7 +72,8 @@ PyInit__core(void)
         return NULL;
     }
     if (fill_state() < 0 || fl_handle_init(module) < 0 ||
-        fl_loop_init(module) < 0 || fl_io_init(module) < 0) {
+        fl_loop_init(module) < 0 || fl_io_init(module) < 0 ||
+        fl_future_init(module) < 0 || fl_task_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

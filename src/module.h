@@ -11,12 +11,13 @@
 #include <Python.h>
 
 typedef struct {
-    PyObject *asyncio_events;       /* module asyncio.events */
-    PyObject *format_callback_source; /* asyncio.format_helpers._format_callback_source */
-    PyObject *extract_stack;        /* asyncio.format_helpers.extract_stack */
-    PyObject *iscoroutine;          /* asyncio.coroutines.iscoroutine */
-    PyObject *iscoroutinefunction;  /* asyncio.iscoroutinefunction */
-    PyObject *logger;               /* asyncio.log.logger */
+    PyObject *asyncio_events;         /* module asyncio.events */
+    PyObject *format_callback_source; /* asyncio.format_helpers._format_callback_source
+                                       */
+    PyObject *extract_stack;       /* asyncio.format_helpers.extract_stack */
+    PyObject *iscoroutine;         /* asyncio.coroutines.iscoroutine */
+    PyObject *iscoroutinefunction; /* asyncio.iscoroutinefunction */
+    PyObject *logger;              /* asyncio.log.logger */
     PyObject *str_call_exception_handler;
     PyObject *str_message;
     PyObject *str_exception;
@@ -33,6 +34,8 @@ extern fl_module_state fl_state;
 int fl_handle_init(PyObject *module);
 int fl_loop_init(PyObject *module);
 int fl_io_init(PyObject *module);
+int fl_future_init(PyObject *module);
+int fl_task_init(PyObject *module);
 
 /* The current exception as one object (NULL if none), and its inverse:
  * PyErr_GetRaisedException/SetRaisedException on 3.12+, built from

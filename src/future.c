@@ -1,0 +1,1430 @@
+/* future.c: fastloop.Future, asyncio.Future's API and semantics in C.
+ *
+ * Done-callbacks are never run inline: on a fastloop Loop they go straight
+ * into the loop's C ready queue (fl_loop_enqueue) with a small C function
+ * that enters the callback's context and calls it; on any other loop they
+ * go through loop.call_soon(cb, fut, context=ctx), exactly like asyncio.
+ * A Task waiting on a Future is stored as a bare "task waiter" entry (see
+ * fl_callback) so its wakeup needs no bound method at all.
+ */
+#include "future.h"
+#include "loop.h"
+
+#include <stddef.h>
+
+fl_future_state fl_fstate;
+
+static PyTypeObject FLFutureIter_Type;
+
+static const char *const state_names[] = {"PENDING", "CANCELLED", "FINISHED"};
+
+/* ------------------------------------------------------------------ */
+/* Helpers shared with task.c                                          */
+
+int
+fl_call_soon_generic(PyObject *loop, PyObject *fn, PyObject *arg,
+                     PyObject *ctx)
+{
+    PyObject *args[4];
+    size_t nargs = 0;
+    args[nargs++] = loop;
+    args[nargs++] = fn;
+    if (arg != NULL) {
+        args[nargs++] = arg;
+    }
+    PyObject *kwnames = NULL;
+    if (ctx != NULL) {
+        args[nargs] = ctx;
+        kwnames = fl_fstate.kw_context;
+    }
+    PyObject *res = PyObject_VectorcallMethod(fl_fstate.str_call_soon, args,
+                                              nargs, kwnames);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+void
+fl_call_exception_handler(PyObject *loop, PyObject *context)
+{
+    PyObject *res = PyObject_CallMethodOneArg(
+        loop, fl_state.str_call_exception_handler, context);
+    if (res == NULL) {
+        PyErr_WriteUnraisable(loop);
+    } else {
+        Py_DECREF(res);
+    }
+}
+
+/* Entered before any checks that use the loop: asyncio's C Future raises
+ * this when __init__ was skipped (Future.__new__(Future)). */
+static int
+ensure_alive(FLFuture *fut)
+{
+    if (fut->loop == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Future object is not initialized.");
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Callback list                                                       */
+
+static int
+cb_append(FLFuture *fut, PyObject *fn, PyObject *ctx)
+{
+    /* Invariant: cb0 is empty only when the overflow array is too, so
+     * cb0 is always the oldest callback. */
+    if (fut->cb0.fn == NULL) {
+        fut->cb0.fn = Py_NewRef(fn);
+        fut->cb0.ctx = Py_XNewRef(ctx);
+        return 0;
+    }
+    if (fut->ncbs == fut->cbs_cap) {
+        Py_ssize_t cap = fut->cbs_cap ? fut->cbs_cap * 2 : 4;
+        fl_callback *cbs = PyMem_Realloc(fut->cbs, cap * sizeof(fl_callback));
+        if (cbs == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        fut->cbs = cbs;
+        fut->cbs_cap = cap;
+    }
+    fut->cbs[fut->ncbs].fn = Py_NewRef(fn);
+    fut->cbs[fut->ncbs].ctx = Py_XNewRef(ctx);
+    fut->ncbs++;
+    return 0;
+}
+
+static void
+cb_clear_all(FLFuture *fut)
+{
+    fl_callback first = fut->cb0;
+    fl_callback *rest = fut->cbs;
+    Py_ssize_t n = fut->ncbs;
+    fut->cb0.fn = fut->cb0.ctx = NULL;
+    fut->cbs = NULL;
+    fut->ncbs = fut->cbs_cap = 0;
+    Py_XDECREF(first.fn);
+    Py_XDECREF(first.ctx);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(rest[i].fn);
+        Py_XDECREF(rest[i].ctx);
+    }
+    PyMem_Free(rest);
+}
+
+int
+fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
+                         const char *source)
+{
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return -1;
+    }
+    PyObject *exc = fl_err_fetch();
+    PyObject *src = NULL, *msg = NULL, *context = NULL;
+    if (source != NULL) {
+        src = PyUnicode_FromString(source);
+    } else {
+        PyObject *args = PyTuple_Pack(1, arg);
+        if (args != NULL) {
+            src = PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
+                                               fn, args, NULL);
+            Py_DECREF(args);
+        }
+    }
+    if (src != NULL) {
+        msg = PyUnicode_FromFormat("Exception in callback %S", src);
+    }
+    if (msg != NULL) {
+        context = PyDict_New();
+    }
+    if (context == NULL ||
+        PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
+        PyDict_SetItem(context, fl_state.str_exception, exc) < 0) {
+        PyErr_WriteUnraisable(loop);
+    } else {
+        fl_call_exception_handler(loop, context);
+    }
+    Py_XDECREF(context);
+    Py_XDECREF(msg);
+    Py_XDECREF(src);
+    Py_DECREF(exc);
+    return 0;
+}
+
+/* Runs from the fastloop ready queue: `pair` is (callback, context).  An
+ * error is reported as asyncio's Handle reports it, but from inside the
+ * callback's context, so a context-reading exception handler sees it as it
+ * does on 3.12+ through Handle.get_context(). */
+static int
+run_callback_ready(PyObject *pair, PyObject *fut)
+{
+    PyObject *fn = PyTuple_GET_ITEM(pair, 0);
+    PyObject *ctx = PyTuple_GET_ITEM(pair, 1);
+    if (PyContext_Enter(ctx) < 0) {
+        return -1;
+    }
+    int rc = 0;
+    PyObject *res = PyObject_CallOneArg(fn, fut);
+    if (res == NULL) {
+        rc = fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut, NULL);
+    }
+    Py_XDECREF(res);
+    PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;
+    if (PyContext_Exit(ctx) < 0) {
+        Py_XDECREF(exc);
+        return -1;
+    }
+    if (exc != NULL) {
+        fl_err_restore(exc);
+    }
+    return rc;
+}
+
+/* Checks loop.call_soon() makes before it schedules anything. */
+int
+fl_fast_loop_check(PyObject *op)
+{
+    FLLoop *loop = (FLLoop *)op;
+    if (loop->closed && fl_loop_check_closed(loop) < 0) {
+        return -1;
+    }
+    if (loop->debug && fl_loop_check_thread(loop) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+schedule_one(FLFuture *fut, PyObject *fn, PyObject *ctx)
+{
+    if (ctx == NULL) {
+        return fl_task_schedule_wakeup(fn, fut);
+    }
+    if (fut->fast_loop) {
+        FLLoop *loop = (FLLoop *)fut->loop;
+        if (fl_fast_loop_check(fut->loop) < 0) {
+            return -1;
+        }
+        PyObject *pair = PyTuple_Pack(2, fn, ctx);
+        if (pair == NULL) {
+            return -1;
+        }
+        int rc =
+            fl_loop_enqueue(loop, run_callback_ready, pair, (PyObject *)fut);
+        Py_DECREF(pair);
+        return rc;
+    }
+    return fl_call_soon_generic(fut->loop, fn, (PyObject *)fut, ctx);
+}
+
+static int
+schedule_callbacks(FLFuture *fut)
+{
+    /* Detach the list first: a callback scheduler may run Python code
+     * (call_soon of a foreign loop) that adds callbacks again. */
+    fl_callback first = fut->cb0;
+    fl_callback *rest = fut->cbs;
+    Py_ssize_t n = fut->ncbs;
+    fut->cb0.fn = fut->cb0.ctx = NULL;
+    fut->cbs = NULL;
+    fut->ncbs = fut->cbs_cap = 0;
+
+    int rc = 0;
+    if (first.fn != NULL) {
+        rc = schedule_one(fut, first.fn, first.ctx);
+        Py_DECREF(first.fn);
+        Py_XDECREF(first.ctx);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            rc = schedule_one(fut, rest[i].fn, rest[i].ctx);
+        }
+        Py_DECREF(rest[i].fn);
+        Py_XDECREF(rest[i].ctx);
+    }
+    PyMem_Free(rest);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Internal operations                                                 */
+
+static PyObject *
+get_event_loop(void)
+{
+    PyObject *loop = PyObject_CallNoArgs(fl_fstate.get_running_loop);
+    if (loop == NULL || loop != Py_None) {
+        return loop;
+    }
+    Py_DECREF(loop);
+    return PyObject_CallNoArgs(fl_fstate.get_event_loop);
+}
+
+static int
+loop_get_debug(PyObject *loop)
+{
+    if (FLLoop_Check(loop)) {
+        return ((FLLoop *)loop)->debug;
+    }
+    PyObject *res = PyObject_CallMethodNoArgs(loop, fl_fstate.str_get_debug);
+    if (res == NULL) {
+        return -1;
+    }
+    int debug = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return debug;
+}
+
+static void
+future_clear_state(FLFuture *fut)
+{
+    Py_CLEAR(fut->loop);
+    Py_CLEAR(fut->result);
+    Py_CLEAR(fut->exception);
+    Py_CLEAR(fut->exception_tb);
+    Py_CLEAR(fut->source_tb);
+    Py_CLEAR(fut->cancel_msg);
+    Py_CLEAR(fut->cancelled_exc);
+    cb_clear_all(fut);
+    fut->state = FL_PENDING;
+    fut->log_tb = 0;
+    fut->blocking = 0;
+    fut->fast_loop = 0;
+}
+
+int
+fl_future_init_fields(FLFuture *fut, PyObject *loop)
+{
+    /* __init__ may run twice: start from a clean pending future.  A new
+     * object is all zeroes already (only _cancel_message is settable
+     * before __init__). */
+    if (fut->loop != NULL || fut->cancel_msg != NULL) {
+        future_clear_state(fut);
+    }
+    if (loop == NULL || loop == Py_None) {
+        loop = get_event_loop();
+        if (loop == NULL) {
+            return -1;
+        }
+    } else {
+        Py_INCREF(loop);
+    }
+    fut->loop = loop;
+    fut->fast_loop = FLLoop_Check(loop);
+    int debug = loop_get_debug(loop);
+    if (debug < 0) {
+        return -1;
+    }
+    if (debug && !fl_is_finalizing()) {
+        fut->source_tb = PyObject_CallNoArgs(fl_state.extract_stack);
+        if (fut->source_tb == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* asyncio's C Future says just this (its Python one adds the state). */
+static int
+invalid_state(FLFuture *fut)
+{
+    PyErr_SetString(fl_fstate.InvalidStateError, "invalid state");
+    return -1;
+}
+
+int
+fl_future_set_result(FLFuture *fut, PyObject *result)
+{
+    if (ensure_alive(fut) < 0) {
+        return -1;
+    }
+    if (fut->state != FL_PENDING) {
+        return invalid_state(fut);
+    }
+    Py_XSETREF(fut->result, Py_NewRef(result));
+    fut->state = FL_FINISHED;
+    return schedule_callbacks(fut);
+}
+
+int
+fl_future_set_exception(FLFuture *fut, PyObject *exc)
+{
+    if (ensure_alive(fut) < 0) {
+        return -1;
+    }
+    if (fut->state != FL_PENDING) {
+        return invalid_state(fut);
+    }
+    PyObject *exc_val;
+    if (PyExceptionClass_Check(exc)) {
+        exc_val = PyObject_CallNoArgs(exc);
+        if (exc_val == NULL) {
+            return -1;
+        }
+        if (fut->state != FL_PENDING) {
+            /* The exception class's constructor finished the future. */
+            Py_DECREF(exc_val);
+            return invalid_state(fut);
+        }
+    } else {
+        exc_val = Py_NewRef(exc);
+    }
+    if (!PyExceptionInstance_Check(exc_val)) {
+        Py_DECREF(exc_val);
+        PyErr_SetString(PyExc_TypeError, "invalid exception object");
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyErr_GivenExceptionMatches(exc_val, PyExc_StopIteration)) {
+        /* 3.13: wrap it, so the future can still be awaited. */
+        PyObject *wrapped = PyObject_CallFunction(
+            PyExc_RuntimeError, "s",
+            "StopIteration interacts badly with generators and cannot be "
+            "raised into a Future");
+        if (wrapped == NULL) {
+            Py_DECREF(exc_val);
+            return -1;
+        }
+        PyException_SetCause(wrapped, Py_NewRef(exc_val));
+        PyException_SetContext(wrapped, exc_val); /* steals exc_val */
+        exc_val = wrapped;
+    }
+#else
+    if (Py_IS_TYPE(exc_val, (PyTypeObject *)PyExc_StopIteration)) {
+        Py_DECREF(exc_val);
+        PyErr_SetString(PyExc_TypeError,
+                        "StopIteration interacts badly with generators "
+                        "and cannot be raised into a Future");
+        return -1;
+    }
+#endif
+    Py_XSETREF(fut->exception, exc_val);
+    Py_XSETREF(fut->exception_tb, PyException_GetTraceback(exc_val));
+    fut->state = FL_FINISHED;
+    if (schedule_callbacks(fut) < 0) {
+        return -1;
+    }
+    fut->log_tb = 1;
+    return 0;
+}
+
+int
+fl_future_cancel(FLFuture *fut, PyObject *msg)
+{
+    if (ensure_alive(fut) < 0) {
+        return -1;
+    }
+    fut->log_tb = 0;
+    if (fut->state != FL_PENDING) {
+        return 0;
+    }
+    fut->state = FL_CANCELLED;
+    Py_XSETREF(fut->cancel_msg, Py_XNewRef(msg));
+    if (schedule_callbacks(fut) < 0) {
+        return -1;
+    }
+    return 1;
+}
+
+PyObject *
+fl_future_make_cancelled_error(FLFuture *fut)
+{
+    if (fut->cancelled_exc != NULL) {
+        PyObject *exc = fut->cancelled_exc;
+        fut->cancelled_exc = NULL;
+        return exc;
+    }
+    PyObject *msg = fut->cancel_msg;
+    if (msg == NULL || msg == Py_None) {
+        return PyObject_CallNoArgs(fl_fstate.CancelledError);
+    }
+    return PyObject_CallOneArg(fl_fstate.CancelledError, msg);
+}
+
+/* Raise the cancellation error of a cancelled future. */
+static void
+raise_cancelled(FLFuture *fut)
+{
+    PyObject *exc = fl_future_make_cancelled_error(fut);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+}
+
+/* result(): the value (new reference), or NULL with the exception set. */
+PyObject *
+fl_future_get_result(FLFuture *fut)
+{
+    if (fut->state == FL_CANCELLED) {
+        raise_cancelled(fut);
+        return NULL;
+    }
+    if (fut->state != FL_FINISHED) {
+        PyErr_SetString(fl_fstate.InvalidStateError, "Result is not set.");
+        return NULL;
+    }
+    fut->log_tb = 0;
+    if (fut->exception != NULL) {
+        /* raise self._exception.with_traceback(self._exception_tb) */
+        PyObject *exc = fut->exception;
+        if (PyException_SetTraceback(exc, fut->exception_tb ? fut->exception_tb
+                                                            : Py_None) < 0) {
+            return NULL;
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        return NULL;
+    }
+    return Py_NewRef(fut->result ? fut->result : Py_None);
+}
+
+int
+fl_future_add_task_waiter(FLFuture *fut, PyObject *task)
+{
+    if (fut->state != FL_PENDING) {
+        return fl_task_schedule_wakeup(task, fut);
+    }
+    return cb_append(fut, task, NULL);
+}
+
+static int
+add_done_callback(FLFuture *fut, PyObject *fn, PyObject *ctx)
+{
+    if (fut->state != FL_PENDING) {
+        if (!fut->fast_loop) {
+            /* As asyncio: the loop copies the context when it is None. */
+            return fl_call_soon_generic(fut->loop, fn, (PyObject *)fut,
+                                        ctx == Py_None ? NULL : ctx);
+        }
+        PyObject *copy = NULL;
+        if (ctx == NULL || ctx == Py_None) {
+            ctx = copy = PyContext_CopyCurrent();
+            if (ctx == NULL) {
+                return -1;
+            }
+        }
+        int rc = schedule_one(fut, fn, ctx);
+        Py_XDECREF(copy);
+        return rc;
+    }
+    if (ctx == NULL || ctx == Py_None) {
+        PyObject *copy = PyContext_CopyCurrent();
+        if (copy == NULL) {
+            return -1;
+        }
+        int rc = cb_append(fut, fn, copy);
+        Py_DECREF(copy);
+        return rc;
+    }
+    return cb_append(fut, fn, ctx);
+}
+
+PyObject *
+fl_future_new(PyObject *loop)
+{
+    FLFuture *fut = PyObject_GC_New(FLFuture, &FLFuture_Type);
+    if (fut == NULL) {
+        return NULL;
+    }
+    memset((char *)fut + sizeof(PyObject), 0,
+           sizeof(FLFuture) - sizeof(PyObject));
+    PyObject_GC_Track(fut);
+    if (fl_future_init_fields(fut, loop) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return (PyObject *)fut;
+}
+
+/* Loop.create_future() for fastloop's Loop: installed on the Python class
+ * as a method descriptor of the C Loop type (see fl_future_init), so it
+ * costs no Python frame. */
+static PyObject *
+loop_create_future(PyObject *loop, PyObject *Py_UNUSED(ignored))
+{
+    return fl_future_new(loop);
+}
+
+static PyMethodDef loop_create_future_def = {
+    "create_future", (PyCFunction)loop_create_future, METH_NOARGS,
+    "Create a fastloop.Future attached to the loop."};
+
+/* ------------------------------------------------------------------ */
+/* Python methods                                                      */
+
+static PyObject *
+Future_result(FLFuture *fut, PyObject *Py_UNUSED(ignored))
+{
+    return fl_future_get_result(fut);
+}
+
+static PyObject *
+Future_exception(FLFuture *fut, PyObject *Py_UNUSED(ignored))
+{
+    if (fut->state == FL_CANCELLED) {
+        raise_cancelled(fut);
+        return NULL;
+    }
+    if (fut->state != FL_FINISHED) {
+        PyErr_SetString(fl_fstate.InvalidStateError, "Exception is not set.");
+        return NULL;
+    }
+    fut->log_tb = 0;
+    return Py_NewRef(fut->exception ? fut->exception : Py_None);
+}
+
+static PyObject *
+Future_set_result(FLFuture *fut, PyObject *result)
+{
+    if (fl_future_set_result(fut, result) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Future_set_exception(FLFuture *fut, PyObject *exc)
+{
+    if (fl_future_set_exception(fut, exc) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Parses (msg=None) from a vectorcall argument list. */
+int
+fl_parse_msg(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames, PyObject **msg)
+{
+    *msg = Py_None;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes at most 1 argument (%zd given)", fname,
+                     nargs + nkw);
+        return -1;
+    }
+    if (nargs == 1) {
+        *msg = args[0];
+    } else if (nkw == 1) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, 0);
+        if (!PyUnicode_Check(key) ||
+            PyUnicode_CompareWithASCIIString(key, "msg") != 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument '%S'", fname,
+                         key);
+            return -1;
+        }
+        *msg = args[0];
+    }
+    return 0;
+}
+
+static PyObject *
+Future_cancel(FLFuture *fut, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    PyObject *msg;
+    if (fl_parse_msg("cancel", args, nargs, kwnames, &msg) < 0) {
+        return NULL;
+    }
+    int rc = fl_future_cancel(fut, msg);
+    if (rc < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(rc);
+}
+
+static PyObject *
+Future_cancelled(FLFuture *fut, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(fut->state == FL_CANCELLED);
+}
+
+static PyObject *
+Future_done(FLFuture *fut, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(fut->state != FL_PENDING);
+}
+
+static PyObject *
+Future_add_done_callback(FLFuture *fut, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "add_done_callback() takes exactly 1 positional "
+                     "argument (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    PyObject *ctx = NULL;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (!PyUnicode_Check(key) ||
+            PyUnicode_CompareWithASCIIString(key, "context") != 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "add_done_callback() got an unexpected keyword "
+                         "argument '%S'",
+                         key);
+            return NULL;
+        }
+        ctx = args[nargs + i];
+    }
+    if (ensure_alive(fut) < 0 || add_done_callback(fut, args[0], ctx) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Future_remove_done_callback(FLFuture *fut, PyObject *fn)
+{
+    if (ensure_alive(fut) < 0) {
+        return NULL;
+    }
+    /* Work on a detached copy: `==` may run Python code that changes the
+     * list.  Entries kept are appended back in order. */
+    Py_ssize_t n = (fut->cb0.fn ? 1 : 0) + fut->ncbs;
+    if (n == 0) {
+        return PyLong_FromLong(0);
+    }
+    fl_callback *all = PyMem_Malloc(n * sizeof(fl_callback));
+    if (all == NULL) {
+        return PyErr_NoMemory();
+    }
+    all[0] = fut->cb0;
+    if (fut->ncbs) {
+        memcpy(all + 1, fut->cbs, fut->ncbs * sizeof(fl_callback));
+    }
+    PyMem_Free(fut->cbs);
+    fut->cb0.fn = fut->cb0.ctx = NULL;
+    fut->cbs = NULL;
+    fut->ncbs = fut->cbs_cap = 0;
+
+    Py_ssize_t removed = 0, i = 0;
+    int err = 0;
+    for (; i < n; i++) {
+        int eq = 0;
+        /* Task waiter entries are not user callbacks: never equal. */
+        if (all[i].ctx != NULL) {
+            eq = PyObject_RichCompareBool(all[i].fn, fn, Py_EQ);
+            if (eq < 0) {
+                err = 1;
+                break;
+            }
+        }
+        if (eq) {
+            removed++;
+            Py_DECREF(all[i].fn);
+            Py_XDECREF(all[i].ctx);
+        } else if (cb_append(fut, all[i].fn, all[i].ctx) < 0) {
+            err = 1;
+            break;
+        } else {
+            Py_DECREF(all[i].fn);
+            Py_XDECREF(all[i].ctx);
+        }
+    }
+    /* On error keep the entries not examined yet. */
+    for (; i < n; i++) {
+        if (cb_append(fut, all[i].fn, all[i].ctx) < 0) {
+            PyErr_Clear(); /* out of memory twice: drop the callback */
+        }
+        Py_DECREF(all[i].fn);
+        Py_XDECREF(all[i].ctx);
+    }
+    PyMem_Free(all);
+    if (err) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(removed);
+}
+
+static PyObject *
+Future_get_loop(FLFuture *fut, PyObject *Py_UNUSED(ignored))
+{
+    if (ensure_alive(fut) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(fut->loop);
+}
+
+static PyObject *
+Future_make_cancelled_error(FLFuture *fut, PyObject *Py_UNUSED(ignored))
+{
+    return fl_future_make_cancelled_error(fut);
+}
+
+static PyObject *
+future_repr(PyObject *fut)
+{
+    if (ensure_alive((FLFuture *)fut) < 0) {
+        return NULL;
+    }
+    return PyObject_CallOneArg(fl_fstate.future_repr, fut);
+}
+
+static PyObject *future_new_iter(PyObject *fut);
+
+static PyObject *
+Future_await(PyObject *fut, PyObject *Py_UNUSED(ignored))
+{
+    return future_new_iter(fut);
+}
+
+static PyMethodDef Future_methods[] = {
+    {"result", (PyCFunction)Future_result, METH_NOARGS,
+     "Return the result this future represents."},
+    {"exception", (PyCFunction)Future_exception, METH_NOARGS,
+     "Return the exception that was set on this future."},
+    {"set_result", (PyCFunction)Future_set_result, METH_O,
+     "Mark the future done and set its result."},
+    {"set_exception", (PyCFunction)Future_set_exception, METH_O,
+     "Mark the future done and set an exception."},
+    {"cancel", (PyCFunction)(void (*)(void))Future_cancel,
+     METH_FASTCALL | METH_KEYWORDS,
+     "cancel(msg=None): cancel the future and schedule callbacks."},
+    {"cancelled", (PyCFunction)Future_cancelled, METH_NOARGS,
+     "Return True if the future was cancelled."},
+    {"done", (PyCFunction)Future_done, METH_NOARGS,
+     "Return True if the future is done."},
+    {"add_done_callback",
+     (PyCFunction)(void (*)(void))Future_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS,
+     "add_done_callback(fn, *, context=None): run fn(future) when done."},
+    {"remove_done_callback", (PyCFunction)Future_remove_done_callback, METH_O,
+     "Remove all instances of a callback; return how many were removed."},
+    {"get_loop", (PyCFunction)Future_get_loop, METH_NOARGS,
+     "Return the event loop the Future is bound to."},
+    {"_make_cancelled_error", (PyCFunction)Future_make_cancelled_error,
+     METH_NOARGS, "Create the CancelledError to raise if cancelled."},
+    {"__iter__", (PyCFunction)Future_await, METH_NOARGS, NULL},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585"},
+    {NULL, NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* Attributes                                                          */
+
+static PyObject *
+Future_get_state(FLFuture *fut, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(state_names[fut->state]);
+}
+
+static PyObject *
+Future_get_blocking(FLFuture *fut, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(fut->blocking);
+}
+
+static int
+Future_set_blocking(FLFuture *fut, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    int b = PyObject_IsTrue(value);
+    if (b < 0) {
+        return -1;
+    }
+    fut->blocking = (unsigned char)b;
+    return 0;
+}
+
+static PyObject *
+Future_get_log_traceback(FLFuture *fut, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(fut->log_tb);
+}
+
+static int
+Future_set_log_traceback(FLFuture *fut, PyObject *value,
+                         void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    int b = PyObject_IsTrue(value);
+    if (b < 0) {
+        return -1;
+    }
+    if (b) {
+        PyErr_SetString(PyExc_ValueError,
+                        "_log_traceback can only be set to False");
+        return -1;
+    }
+    fut->log_tb = 0;
+    return 0;
+}
+
+static PyObject *
+Future_get_loop_attr(FLFuture *fut, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(fut->loop ? fut->loop : Py_None);
+}
+
+static PyObject *
+callback_entry(fl_callback *cb)
+{
+    if (cb->ctx == NULL) {
+        return fl_task_waiter_entry(cb->fn);
+    }
+    return PyTuple_Pack(2, cb->fn, cb->ctx);
+}
+
+static PyObject *
+Future_get_callbacks(FLFuture *fut, void *Py_UNUSED(closure))
+{
+    if (fut->cb0.fn == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = -1; i < fut->ncbs; i++) {
+        PyObject *entry = callback_entry(i < 0 ? &fut->cb0 : &fut->cbs[i]);
+        if (entry == NULL || PyList_Append(list, entry) < 0) {
+            Py_XDECREF(entry);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(entry);
+    }
+    return list;
+}
+
+static PyObject *
+Future_get_result_attr(FLFuture *fut, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(fut->result ? fut->result : Py_None);
+}
+
+static PyObject *
+Future_get_exception_attr(FLFuture *fut, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(fut->exception ? fut->exception : Py_None);
+}
+
+static PyObject *
+Future_get_source_traceback(FLFuture *fut, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(fut->source_tb ? fut->source_tb : Py_None);
+}
+
+static PyObject *
+Future_get_cancel_message(FLFuture *fut, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(fut->cancel_msg ? fut->cancel_msg : Py_None);
+}
+
+static int
+Future_set_cancel_message(FLFuture *fut, PyObject *value,
+                          void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    Py_XSETREF(fut->cancel_msg, Py_NewRef(value));
+    return 0;
+}
+
+static PyGetSetDef Future_getset[] = {
+    {"_state", (getter)Future_get_state, NULL, NULL},
+    {"_asyncio_future_blocking", (getter)Future_get_blocking,
+     (setter)Future_set_blocking, NULL},
+    {"_log_traceback", (getter)Future_get_log_traceback,
+     (setter)Future_set_log_traceback, NULL},
+    {"_loop", (getter)Future_get_loop_attr, NULL, NULL},
+    {"_callbacks", (getter)Future_get_callbacks, NULL, NULL},
+    {"_result", (getter)Future_get_result_attr, NULL, NULL},
+    {"_exception", (getter)Future_get_exception_attr, NULL, NULL},
+    {"_source_traceback", (getter)Future_get_source_traceback, NULL, NULL},
+    {"_cancel_message", (getter)Future_get_cancel_message,
+     (setter)Future_set_cancel_message, NULL},
+    {NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* Type slots                                                          */
+
+static PyObject *
+Future_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    /* tp_alloc zeroes the object: a pending future with no loop, which
+     * every method checks (ensure_alive) as asyncio's C Future does. */
+    return type->tp_alloc(type, 0);
+}
+
+static int
+Future_tp_init(FLFuture *fut, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"loop", NULL};
+    PyObject *loop = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$O:Future", kwlist,
+                                     &loop)) {
+        return -1;
+    }
+    return fl_future_init_fields(fut, loop);
+}
+
+/* Future(*, loop=None) without building an args tuple or kwargs dict. */
+static PyObject *
+Future_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
+                  PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *loop = Py_None;
+    if (nargs != 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "Future() takes no positional arguments");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (!PyUnicode_Check(key) ||
+            PyUnicode_CompareWithASCIIString(key, "loop") != 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "Future() got an unexpected keyword argument '%S'",
+                         key);
+            return NULL;
+        }
+        loop = args[i];
+    }
+    return fl_future_new(loop);
+}
+
+int
+fl_future_traverse(FLFuture *fut, visitproc visit, void *arg)
+{
+    Py_VISIT(fut->loop);
+    Py_VISIT(fut->result);
+    Py_VISIT(fut->exception);
+    Py_VISIT(fut->exception_tb);
+    Py_VISIT(fut->source_tb);
+    Py_VISIT(fut->cancel_msg);
+    Py_VISIT(fut->cancelled_exc);
+    Py_VISIT(fut->dict);
+    Py_VISIT(fut->cb0.fn);
+    Py_VISIT(fut->cb0.ctx);
+    for (Py_ssize_t i = 0; i < fut->ncbs; i++) {
+        Py_VISIT(fut->cbs[i].fn);
+        Py_VISIT(fut->cbs[i].ctx);
+    }
+    return 0;
+}
+
+int
+fl_future_clear(FLFuture *fut)
+{
+    future_clear_state(fut);
+    Py_CLEAR(fut->dict);
+    return 0;
+}
+
+/* "Future exception was never retrieved", as asyncio's Future.__del__. */
+void
+fl_future_finalize(FLFuture *fut)
+{
+    if (!fut->log_tb || fut->loop == NULL) {
+        return;
+    }
+    fut->log_tb = 0;
+    PyObject *saved = fl_err_fetch();
+    PyObject *context = NULL, *name = NULL, *message = NULL;
+
+    name = PyType_GetName(Py_TYPE(fut));
+    if (name == NULL) {
+        goto done;
+    }
+    message = PyUnicode_FromFormat("%U exception was never retrieved", name);
+    if (message == NULL) {
+        goto done;
+    }
+    context = PyDict_New();
+    if (context == NULL ||
+        PyDict_SetItem(context, fl_state.str_message, message) < 0 ||
+        PyDict_SetItem(context, fl_state.str_exception,
+                       fut->exception ? fut->exception : Py_None) < 0 ||
+        PyDict_SetItem(context, fl_fstate.str_future, (PyObject *)fut) < 0) {
+        goto done;
+    }
+    if (fut->source_tb != NULL &&
+        PyDict_SetItem(context, fl_state.str_source_traceback,
+                       fut->source_tb) < 0) {
+        goto done;
+    }
+    fl_call_exception_handler(fut->loop, context);
+
+done:
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable((PyObject *)fut);
+    }
+    Py_XDECREF(context);
+    Py_XDECREF(message);
+    Py_XDECREF(name);
+    fl_err_restore(saved);
+}
+
+static void
+Future_dealloc(FLFuture *fut)
+{
+    PyTypeObject *tp = Py_TYPE(fut);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)fut) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(fut);
+    if (fut->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)fut);
+    }
+    fl_future_clear(fut);
+    /* A subclass's subtype_dealloc drops the type reference itself. */
+    tp->tp_free(fut);
+}
+
+static PyAsyncMethods Future_as_async = {
+    .am_await = future_new_iter,
+};
+
+PyTypeObject FLFuture_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.Future",
+    .tp_doc = "Future(*, loop=None): asyncio.Future implemented in C.",
+    .tp_basicsize = sizeof(FLFuture),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = Future_tp_new,
+    .tp_init = (initproc)Future_tp_init,
+    .tp_vectorcall = Future_vectorcall,
+    .tp_dealloc = (destructor)Future_dealloc,
+    .tp_finalize = (destructor)fl_future_finalize,
+    .tp_traverse = (traverseproc)fl_future_traverse,
+    .tp_clear = (inquiry)fl_future_clear,
+    .tp_repr = future_repr,
+    .tp_iter = future_new_iter,
+    .tp_as_async = &Future_as_async,
+    .tp_methods = Future_methods,
+    .tp_getset = Future_getset,
+    .tp_dictoffset = offsetof(FLFuture, dict),
+    .tp_weaklistoffset = offsetof(FLFuture, weakreflist),
+};
+
+/* ------------------------------------------------------------------ */
+/* The await iterator                                                  */
+
+typedef struct {
+    PyObject_HEAD FLFuture *future; /* NULL once exhausted */
+} FLFutureIter;
+
+static PyObject *
+future_new_iter(PyObject *fut)
+{
+    if (ensure_alive((FLFuture *)fut) < 0) {
+        return NULL;
+    }
+    FLFutureIter *it = PyObject_GC_New(FLFutureIter, &FLFutureIter_Type);
+    if (it == NULL) {
+        return NULL;
+    }
+    it->future = (FLFuture *)Py_NewRef(fut);
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
+static PySendResult
+FutureIter_am_send(FLFutureIter *it, PyObject *Py_UNUSED(arg),
+                   PyObject **result)
+{
+    FLFuture *fut = it->future;
+    if (fut == NULL) {
+        *result = Py_NewRef(Py_None);
+        return PYGEN_RETURN;
+    }
+    if (fut->state == FL_PENDING) {
+        if (!fut->blocking) {
+            /* Tell the Task to wait for this future. */
+            fut->blocking = 1;
+            *result = Py_NewRef(fut);
+            return PYGEN_NEXT;
+        }
+        PyErr_SetString(PyExc_RuntimeError, "await wasn't used with future");
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    it->future = NULL;
+    *result = fl_future_get_result(fut);
+    Py_DECREF(fut);
+    return *result ? PYGEN_RETURN : PYGEN_ERROR;
+}
+
+/* Turn an am_send outcome into the iterator protocol's. */
+static PyObject *
+send_result_to_iter(PySendResult rc, PyObject *value, int for_next)
+{
+    if (rc == PYGEN_NEXT || rc == PYGEN_ERROR) {
+        return value;
+    }
+    if (value == Py_None && for_next) {
+        Py_DECREF(value);
+        return NULL; /* tp_iternext: NULL without an exception stops */
+    }
+    /* StopIteration(value), built explicitly so a tuple stays one arg. */
+    PyObject *exc = PyObject_CallOneArg(PyExc_StopIteration, value);
+    Py_DECREF(value);
+    if (exc != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+static PyObject *
+FutureIter_iternext(FLFutureIter *it)
+{
+    PyObject *value;
+    PySendResult rc = FutureIter_am_send(it, Py_None, &value);
+    return send_result_to_iter(rc, value, 1);
+}
+
+static PyObject *
+FutureIter_send(FLFutureIter *it, PyObject *arg)
+{
+    PyObject *value;
+    PySendResult rc = FutureIter_am_send(it, arg, &value);
+    return send_result_to_iter(rc, value, 0);
+}
+
+static PyObject *
+FutureIter_throw(FLFutureIter *it, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "throw expected at least 1 argument, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *type = args[0];
+    PyObject *val = nargs > 1 ? args[1] : NULL;
+    PyObject *tb = nargs > 2 ? args[2] : NULL;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (nargs > 1) {
+        if (PyErr_WarnEx(PyExc_DeprecationWarning,
+                         "the (type, exc, tb) signature of throw() is "
+                         "deprecated, use the single-arg signature instead.",
+                         1) < 0) {
+            return NULL;
+        }
+    }
+#endif
+    if (val == Py_None) {
+        val = NULL;
+    }
+    if (tb == Py_None) {
+        tb = NULL;
+    } else if (tb != NULL && !PyTraceBack_Check(tb)) {
+        PyErr_SetString(PyExc_TypeError, "throw() third argument must be a "
+                                         "traceback");
+        return NULL;
+    }
+    Py_INCREF(type);
+    Py_XINCREF(val);
+    Py_XINCREF(tb);
+    if (PyExceptionClass_Check(type)) {
+        PyErr_NormalizeException(&type, &val, &tb);
+    } else if (PyExceptionInstance_Check(type)) {
+        if (val != NULL) {
+            PyErr_SetString(PyExc_TypeError,
+                            "instance exception may not have a separate "
+                            "value");
+            goto fail;
+        }
+        val = type;
+        type = Py_NewRef(PyExceptionInstance_Class(type));
+        if (tb == NULL) {
+            tb = PyException_GetTraceback(val);
+        }
+    } else {
+        PyErr_SetString(PyExc_TypeError,
+                        "exceptions must be classes deriving BaseException "
+                        "or instances of such a class");
+        goto fail;
+    }
+    Py_CLEAR(it->future);
+    PyErr_Restore(type, val, tb);
+    return NULL;
+
+fail:
+    Py_DECREF(type);
+    Py_XDECREF(val);
+    Py_XDECREF(tb);
+    return NULL;
+}
+
+static PyObject *
+FutureIter_close(FLFutureIter *it, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(it->future);
+    Py_RETURN_NONE;
+}
+
+static int
+FutureIter_traverse(FLFutureIter *it, visitproc visit, void *arg)
+{
+    Py_VISIT(it->future);
+    return 0;
+}
+
+static int
+FutureIter_clear(FLFutureIter *it)
+{
+    Py_CLEAR(it->future);
+    return 0;
+}
+
+static void
+FutureIter_dealloc(FLFutureIter *it)
+{
+    PyObject_GC_UnTrack(it);
+    Py_CLEAR(it->future);
+    PyObject_GC_Del(it);
+}
+
+static PyMethodDef FutureIter_methods[] = {
+    {"send", (PyCFunction)FutureIter_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))FutureIter_throw, METH_FASTCALL,
+     NULL},
+    {"close", (PyCFunction)FutureIter_close, METH_NOARGS, NULL},
+    {NULL, NULL},
+};
+
+static PyAsyncMethods FutureIter_as_async = {
+    .am_send = (sendfunc)FutureIter_am_send,
+};
+
+static PyTypeObject FLFutureIter_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.FutureIter",
+    .tp_basicsize = sizeof(FLFutureIter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)FutureIter_dealloc,
+    .tp_traverse = (traverseproc)FutureIter_traverse,
+    .tp_clear = (inquiry)FutureIter_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)FutureIter_iternext,
+    .tp_as_async = &FutureIter_as_async,
+    .tp_methods = FutureIter_methods,
+};
+
+/* ------------------------------------------------------------------ */
+/* Module init                                                         */
+
+static PyObject *
+import_from(const char *module_name, const char *attr)
+{
+    PyObject *module = PyImport_ImportModule(module_name);
+    if (module == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyObject_GetAttrString(module, attr);
+    Py_DECREF(module);
+    return value;
+}
+
+#define FS_IMPORT(field, mod, attr)                                           \
+    do {                                                                      \
+        if ((fl_fstate.field = import_from(mod, attr)) == NULL) {             \
+            return -1;                                                        \
+        }                                                                     \
+    } while (0)
+
+#define FS_INTERN(field, text)                                                \
+    do {                                                                      \
+        if ((fl_fstate.field = PyUnicode_InternFromString(text)) == NULL) {   \
+            return -1;                                                        \
+        }                                                                     \
+    } while (0)
+
+int
+fl_future_init(PyObject *module)
+{
+    FS_IMPORT(CancelledError, "asyncio.exceptions", "CancelledError");
+    FS_IMPORT(InvalidStateError, "asyncio.exceptions", "InvalidStateError");
+#if PY_VERSION_HEX >= 0x030C0000
+    FS_IMPORT(get_event_loop, "asyncio.events", "get_event_loop");
+#else
+    FS_IMPORT(get_event_loop, "asyncio.events", "_get_event_loop");
+#endif
+    FS_IMPORT(get_running_loop, "asyncio.events", "_get_running_loop");
+    FS_IMPORT(future_repr, "asyncio.base_futures", "_future_repr");
+    FS_IMPORT(task_repr, "asyncio.base_tasks", "_task_repr");
+    FS_IMPORT(task_get_stack, "asyncio.base_tasks", "_task_get_stack");
+    FS_IMPORT(task_print_stack, "asyncio.base_tasks", "_task_print_stack");
+    FS_IMPORT(current_tasks, "asyncio.tasks", "_current_tasks");
+    FS_IMPORT(base_create_task, "asyncio.base_events", "BaseEventLoop");
+    FS_IMPORT(register_task, "asyncio.tasks", "_register_task");
+#if PY_VERSION_HEX >= 0x030C0000
+    FS_IMPORT(eager_tasks, "asyncio.tasks", "_eager_tasks");
+#endif
+    if (!PyDict_Check(fl_fstate.current_tasks)) {
+        PyErr_SetString(PyExc_ImportError,
+                        "asyncio.tasks._current_tasks is not a dict");
+        return -1;
+    }
+    FS_INTERN(str_add_done_callback, "add_done_callback");
+    FS_INTERN(str_call_soon, "call_soon");
+    FS_INTERN(str_cancel, "cancel");
+    FS_INTERN(str_context, "context");
+    FS_INTERN(str_future, "future");
+    FS_INTERN(str_get_debug, "get_debug");
+    FS_INTERN(str_get_loop, "get_loop");
+    FS_INTERN(str_is_running, "is_running");
+    FS_INTERN(str_loop, "_loop");
+    FS_INTERN(str_msg, "msg");
+    FS_INTERN(str_result, "result");
+    FS_INTERN(str_task, "task");
+    FS_INTERN(str_throw, "throw");
+    FS_INTERN(str_blocking, "_asyncio_future_blocking");
+    Py_SETREF(
+        fl_fstate.base_create_task,
+        PyObject_GetAttrString(fl_fstate.base_create_task, "create_task"));
+    if (fl_fstate.base_create_task == NULL) {
+        return -1;
+    }
+    if ((fl_fstate.kw_name_context =
+             Py_BuildValue("(ss)", "name", "context")) == NULL) {
+        return -1;
+    }
+    if ((fl_fstate.kw_context = PyTuple_Pack(1, fl_fstate.str_context)) ==
+            NULL ||
+        (fl_fstate.kw_msg = PyTuple_Pack(1, fl_fstate.str_msg)) == NULL) {
+        return -1;
+    }
+
+    if (PyType_Ready(&FLFutureIter_Type) < 0 ||
+        PyType_Ready(&FLFuture_Type) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "Future", (PyObject *)&FLFuture_Type) <
+        0) {
+        return -1;
+    }
+    PyObject *descr = PyDescr_NewMethod(&FLLoop_Type, &loop_create_future_def);
+    if (descr == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(module, "_loop_create_future", descr) < 0) {
+        Py_DECREF(descr);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,159 @@
+/* future.h: fastloop.Future, asyncio's Future in C.
+ *
+ * future.c owns FLFuture, its await iterator and the asyncio objects both
+ * future.c and task.c need (exception types, repr helpers, task registry).
+ * task.c builds Task on top of FLFuture and reuses the internal operations
+ * declared here, which bypass method lookup (and therefore overrides), as
+ * asyncio's own Task calls `super().set_result()` and friends.
+ */
+#ifndef FL_FUTURE_H
+#define FL_FUTURE_H
+
+#include "module.h"
+
+/* getattr(obj, name) that returns 0 with *result NULL when missing. */
+static inline int
+fl_get_optional_attr(PyObject *obj, PyObject *name, PyObject **result)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyObject_GetOptionalAttr(obj, name, result);
+#else
+    return _PyObject_LookupAttr(obj, name, result);
+#endif
+}
+
+static inline int
+fl_is_finalizing(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
+
+enum { FL_PENDING = 0, FL_CANCELLED = 1, FL_FINISHED = 2 };
+
+/* One done-callback.  `ctx` is the contextvars.Context to run it in; when
+ * it is NULL, `fn` is an FLTask waiting on this future and the entry means
+ * "wake that task up" (scheduled in C, see fl_task_schedule_wakeup). */
+typedef struct {
+    PyObject *fn;
+    PyObject *ctx;
+} fl_callback;
+
+typedef struct {
+    PyObject_HEAD PyObject *loop; /* NULL only when __init__ was skipped */
+    PyObject *result;
+    PyObject *exception;
+    PyObject *exception_tb;
+    PyObject *source_tb; /* debug mode: where the future was created */
+    PyObject *cancel_msg;
+    PyObject *cancelled_exc; /* CancelledError to re-raise (tasks) */
+    PyObject *dict;
+    PyObject *weakreflist;
+    fl_callback cb0;  /* first callback, inline: the common case */
+    fl_callback *cbs; /* the others, in order */
+    Py_ssize_t ncbs;
+    Py_ssize_t cbs_cap;
+    unsigned char state;
+    unsigned char log_tb;
+    unsigned char blocking;  /* _asyncio_future_blocking */
+    unsigned char fast_loop; /* loop is a fastloop Loop: use its C queue */
+} FLFuture;
+
+extern PyTypeObject FLFuture_Type;
+
+#define FLFuture_CheckExact(op) Py_IS_TYPE((op), &FLFuture_Type)
+#define FLFuture_Check(op) PyObject_TypeCheck((op), &FLFuture_Type)
+
+/* asyncio objects and interned names used by future.c and task.c. */
+typedef struct {
+    PyObject *CancelledError;
+    PyObject *InvalidStateError;
+    PyObject *get_event_loop;   /* events.get_event_loop (3.12+) or
+                                   events._get_event_loop (3.11) */
+    PyObject *get_running_loop; /* events._get_running_loop */
+    PyObject *future_repr;      /* base_futures._future_repr */
+    PyObject *task_repr;        /* base_tasks._task_repr */
+    PyObject *task_get_stack;   /* base_tasks._task_get_stack */
+    PyObject *task_print_stack; /* base_tasks._task_print_stack */
+    PyObject *current_tasks;    /* tasks._current_tasks (dict) */
+    PyObject *register_task;    /* tasks._register_task */
+    PyObject *eager_tasks;      /* tasks._eager_tasks (set), 3.12+ */
+    PyObject *base_create_task; /* base_events.BaseEventLoop.create_task */
+    PyObject *str_add_done_callback;
+    PyObject *str_call_soon;
+    PyObject *str_cancel;
+    PyObject *str_context;
+    PyObject *str_future;
+    PyObject *str_get_debug;
+    PyObject *str_get_loop;
+    PyObject *str_is_running;
+    PyObject *str_loop;
+    PyObject *str_msg;
+    PyObject *str_result;
+    PyObject *str_task;
+    PyObject *str_throw;
+    PyObject *str_blocking;    /* "_asyncio_future_blocking" */
+    PyObject *kw_context;      /* ("context",) */
+    PyObject *kw_msg;          /* ("msg",) */
+    PyObject *kw_name_context; /* ("name", "context") */
+} fl_future_state;
+
+extern fl_future_state fl_fstate;
+
+/* Future.__init__ body: bind to `loop` (None: the current event loop). */
+int fl_future_init_fields(FLFuture *fut, PyObject *loop);
+
+/* Internal Future operations (no method lookup).  set_result/set_exception
+ * raise InvalidStateError when done; cancel returns 1 when it cancelled. */
+int fl_future_set_result(FLFuture *fut, PyObject *result);
+int fl_future_set_exception(FLFuture *fut, PyObject *exc);
+int fl_future_cancel(FLFuture *fut, PyObject *msg);
+
+/* CancelledError to raise for a cancelled future (new reference). */
+PyObject *fl_future_make_cancelled_error(FLFuture *fut);
+
+/* Register `task` to be woken up when `fut` is done (the Task fast path:
+ * no bound method, no context copy).  Scheduled at once when `fut` is
+ * already done.  0 or -1. */
+int fl_future_add_task_waiter(FLFuture *fut, PyObject *task);
+
+/* What loop.call_soon() checks before scheduling (closed loop; thread in
+ * debug mode), for a fastloop Loop.  0 or -1. */
+int fl_fast_loop_check(PyObject *loop);
+
+/* loop.call_soon(fn, arg, context=ctx) for any loop; arg may be NULL. */
+int fl_call_soon_generic(PyObject *loop, PyObject *fn, PyObject *arg,
+                         PyObject *ctx);
+
+/* Report the current exception as asyncio's Handle._run does ("Exception
+ * in callback <source>"); `source` NULL formats fn(arg).  SystemExit and
+ * KeyboardInterrupt are left set (returns -1); otherwise 0, error cleared. */
+int fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
+                             const char *source);
+
+/* Report `context` (a dict) through loop.call_exception_handler; never
+ * fails (errors are written as unraisable). */
+void fl_call_exception_handler(PyObject *loop, PyObject *context);
+
+/* Shared with task.c (tp slots of the base type). */
+int fl_future_traverse(FLFuture *fut, visitproc visit, void *arg);
+int fl_future_clear(FLFuture *fut);
+void fl_future_finalize(FLFuture *fut);
+int fl_parse_msg(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames, PyObject **msg);
+PyObject *fl_future_get_result(FLFuture *fut);
+
+/* Defined in task.c: schedule task's wakeup for the done future `fut`. */
+int fl_task_schedule_wakeup(PyObject *task, FLFuture *fut);
+
+/* Defined in task.c: (wakeup callable, context) for a task waiter entry,
+ * as Future._callbacks shows it. */
+PyObject *fl_task_waiter_entry(PyObject *task);
+
+/* New fastloop Future bound to `loop` (for Loop.create_future in C). */
+PyObject *fl_future_new(PyObject *loop);
+
+#endif /* FL_FUTURE_H */

@@ -1,0 +1,1196 @@
+/* task.c: fastloop.Task, asyncio.Task's API and semantics in C.
+ *
+ * A step runs the coroutine once (send or throw) between _enter_task and
+ * _leave_task, done as asyncio's C accelerator does them: directly on
+ * asyncio.tasks._current_tasks, so asyncio.current_task() sees the task.
+ *
+ * Fast path: when the task's loop is a fastloop Loop, steps and wakeups go
+ * into the loop's C ready queue as (fn, task, arg) entries, and waiting on
+ * an exact fastloop Future/Task registers a bare task-waiter entry with it.
+ * No Handle, no bound method, no Python-level call.  Everything else (other
+ * loops, foreign futures, subclasses that may override add_done_callback)
+ * goes through the public methods exactly as asyncio's Task does.
+ */
+#include "task.h"
+#include "loop.h"
+
+static unsigned long long task_name_counter;
+
+static int task_step(FLTask *task, PyObject *exc);
+static int task_wakeup(FLTask *task, PyObject *fut);
+static int task_cancel(FLTask *task, PyObject *msg);
+
+/* ------------------------------------------------------------------ */
+/* Registration with asyncio                                           */
+
+static int
+enter_task(PyObject *loop, PyObject *task)
+{
+    PyObject *cur = PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
+    if (cur != NULL) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "Cannot enter into task %R while another task %R is "
+                     "being executed.",
+                     task, cur);
+        return -1;
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    return PyDict_SetItem(fl_fstate.current_tasks, loop, task);
+}
+
+static int
+leave_task(PyObject *loop, PyObject *task)
+{
+    PyObject *cur = PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
+    if (cur != task) {
+        if (cur == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        PyErr_Format(PyExc_RuntimeError,
+                     "Leaving task %R does not match the current task %R.",
+                     task, cur ? cur : Py_None);
+        return -1;
+    }
+    return PyDict_DelItem(fl_fstate.current_tasks, loop);
+}
+
+static int
+register_task(PyObject *task)
+{
+    PyObject *res = PyObject_CallOneArg(fl_fstate.register_task, task);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Scheduling steps and wakeups                                        */
+
+static PyObject *Task_step_meth(PyObject *task, PyObject *const *args,
+                                Py_ssize_t nargs);
+static PyObject *Task_wakeup_meth(PyObject *task, PyObject *fut);
+
+/* The callables asyncio's Task would hand to call_soon/add_done_callback:
+ * used on the generic path only. */
+static PyMethodDef step_def = {"task_step",
+                               (PyCFunction)(void (*)(void))Task_step_meth,
+                               METH_FASTCALL, NULL};
+static PyMethodDef wakeup_def = {"task_wakeup", (PyCFunction)Task_wakeup_meth,
+                                 METH_O, NULL};
+
+/* Run from the fastloop ready queue, inside the task's context. */
+static int
+task_step_ready(PyObject *task, PyObject *exc)
+{
+    PyObject *ctx = ((FLTask *)task)->context;
+    if (PyContext_Enter(ctx) < 0) {
+        return -1;
+    }
+    int rc = task_step((FLTask *)task, exc);
+    if (rc < 0) {
+        /* Reported from inside the task's context, as asyncio does. */
+        rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
+                                      "Task.__step()");
+    }
+    PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
+    if (PyContext_Exit(ctx) < 0) {
+        Py_XDECREF(err);
+        return -1;
+    }
+    fl_err_restore(err);
+    return rc;
+}
+
+static int
+task_wakeup_ready(PyObject *task, PyObject *fut)
+{
+    PyObject *ctx = ((FLTask *)task)->context;
+    if (PyContext_Enter(ctx) < 0) {
+        return -1;
+    }
+    int rc = task_wakeup((FLTask *)task, fut);
+    if (rc < 0) {
+        /* Reported from inside the task's context, as asyncio does. */
+        rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
+                                      "Task.__wakeup()");
+    }
+    PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
+    if (PyContext_Exit(ctx) < 0) {
+        Py_XDECREF(err);
+        return -1;
+    }
+    fl_err_restore(err);
+    return rc;
+}
+
+/* loop.call_soon(self.__step, exc, context=self._context) */
+static int
+task_call_step_soon(FLTask *task, PyObject *exc)
+{
+    PyObject *loop = task->fut.loop;
+    if (task->fut.fast_loop) {
+        if (fl_fast_loop_check(loop) < 0) {
+            return -1;
+        }
+        return fl_loop_enqueue((FLLoop *)loop, task_step_ready,
+                               (PyObject *)task, exc);
+    }
+    PyObject *meth = PyCFunction_New(&step_def, (PyObject *)task);
+    if (meth == NULL) {
+        return -1;
+    }
+    int rc = fl_call_soon_generic(loop, meth, exc, task->context);
+    Py_DECREF(meth);
+    return rc;
+}
+
+/* Schedule a step that throws a new RuntimeError(fmt % ...) into the
+ * coroutine: how asyncio reports a bad yield. */
+static int
+task_step_soon_with_error(FLTask *task, const char *fmt, ...)
+{
+    va_list vargs;
+    va_start(vargs, fmt);
+    PyObject *msg = PyUnicode_FromFormatV(fmt, vargs);
+    va_end(vargs);
+    if (msg == NULL) {
+        return -1;
+    }
+    PyObject *exc = PyObject_CallOneArg(PyExc_RuntimeError, msg);
+    Py_DECREF(msg);
+    if (exc == NULL) {
+        return -1;
+    }
+    int rc = task_call_step_soon(task, exc);
+    Py_DECREF(exc);
+    return rc;
+}
+
+int
+fl_task_schedule_wakeup(PyObject *task, FLFuture *fut)
+{
+    if (fut->fast_loop) {
+        if (fl_fast_loop_check(fut->loop) < 0) {
+            return -1;
+        }
+        return fl_loop_enqueue((FLLoop *)fut->loop, task_wakeup_ready, task,
+                               (PyObject *)fut);
+    }
+    PyObject *meth = PyCFunction_New(&wakeup_def, task);
+    if (meth == NULL) {
+        return -1;
+    }
+    int rc = fl_call_soon_generic(fut->loop, meth, (PyObject *)fut,
+                                  ((FLTask *)task)->context);
+    Py_DECREF(meth);
+    return rc;
+}
+
+PyObject *
+fl_task_waiter_entry(PyObject *task)
+{
+    PyObject *meth = PyCFunction_New(&wakeup_def, task);
+    if (meth == NULL) {
+        return NULL;
+    }
+    PyObject *entry = PyTuple_Pack(2, meth, ((FLTask *)task)->context);
+    Py_DECREF(meth);
+    return entry;
+}
+
+/* ------------------------------------------------------------------ */
+/* Stepping                                                            */
+
+/* futures._get_loop(fut): fut.get_loop() if it has one, else fut._loop. */
+static PyObject *
+get_future_loop(PyObject *fut)
+{
+    if (FLFuture_Check(fut)) {
+        PyObject *loop = ((FLFuture *)fut)->loop;
+        return Py_NewRef(loop ? loop : Py_None);
+    }
+    PyObject *get_loop;
+    if (fl_get_optional_attr(fut, fl_fstate.str_get_loop, &get_loop) < 0) {
+        return NULL;
+    }
+    if (get_loop != NULL) {
+        PyObject *loop = PyObject_CallNoArgs(get_loop);
+        Py_DECREF(get_loop);
+        return loop;
+    }
+    return PyObject_GetAttr(fut, fl_fstate.str_loop);
+}
+
+/* Cancel a future the task waits on; 1 if it was cancelled. */
+static int
+cancel_future(PyObject *fut, PyObject *msg)
+{
+    if (FLTask_CheckExact(fut)) {
+        return task_cancel((FLTask *)fut, msg);
+    }
+    if (FLFuture_CheckExact(fut)) {
+        return fl_future_cancel((FLFuture *)fut, msg);
+    }
+    PyObject *args[2] = {fut, msg};
+    PyObject *res = PyObject_VectorcallMethod(
+        fl_fstate.str_cancel, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+        fl_fstate.kw_msg);
+    if (res == NULL) {
+        return -1;
+    }
+    int rc = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return rc;
+}
+
+/* The coroutine yielded `result` (new reference, consumed): decide what
+ * the task waits for next, as Task.__step does. */
+static int
+task_handle_yield(FLTask *task, PyObject *result)
+{
+    PyObject *self = (PyObject *)task;
+    int rc;
+
+    if (FLFuture_CheckExact(result) || FLTask_CheckExact(result)) {
+        FLFuture *fut = (FLFuture *)result;
+        if (fut->loop != task->fut.loop) {
+            rc = task_step_soon_with_error(
+                task, "Task %R got Future %R attached to a different loop",
+                self, result);
+        } else if (!fut->blocking) {
+            rc = task_step_soon_with_error(
+                task,
+                "yield was used instead of yield from in task %R with %R",
+                self, result);
+        } else if (result == self) {
+            rc = task_step_soon_with_error(
+                task, "Task cannot await on itself: %R", self);
+        } else {
+            fut->blocking = 0;
+            if (fl_future_add_task_waiter(fut, self) < 0) {
+                Py_DECREF(result);
+                return -1;
+            }
+            Py_XSETREF(task->fut_waiter, result);
+            result = NULL;
+            if (task->must_cancel) {
+                rc = cancel_future(task->fut_waiter, task->fut.cancel_msg
+                                                         ? task->fut.cancel_msg
+                                                         : Py_None);
+                if (rc > 0) {
+                    task->must_cancel = 0;
+                }
+                rc = rc < 0 ? -1 : 0;
+            } else {
+                rc = 0;
+            }
+        }
+        Py_XDECREF(result);
+        return rc;
+    }
+
+    if (result == Py_None) {
+        /* Bare yield relinquishes control for one event loop iteration. */
+        Py_DECREF(result);
+        return task_call_step_soon(task, NULL);
+    }
+
+    PyObject *blocking;
+    if (fl_get_optional_attr(result, fl_fstate.str_blocking, &blocking) < 0) {
+        Py_DECREF(result);
+        return -1;
+    }
+    if (blocking != NULL && blocking != Py_None) {
+        PyObject *loop = get_future_loop(result);
+        int b = loop ? PyObject_IsTrue(blocking) : -1;
+        Py_DECREF(blocking);
+        if (b < 0) {
+            Py_XDECREF(loop);
+            Py_DECREF(result);
+            return -1;
+        }
+        if (loop != task->fut.loop) {
+            rc = task_step_soon_with_error(
+                task, "Task %R got Future %R attached to a different loop",
+                self, result);
+        } else if (!b) {
+            rc = task_step_soon_with_error(
+                task,
+                "yield was used instead of yield from in task %R with %R",
+                self, result);
+        } else if (result == self) {
+            rc = task_step_soon_with_error(
+                task, "Task cannot await on itself: %R", self);
+        } else {
+            rc = -1;
+            if (PyObject_SetAttr(result, fl_fstate.str_blocking, Py_False) ==
+                0) {
+                PyObject *meth = PyCFunction_New(&wakeup_def, self);
+                if (meth != NULL) {
+                    PyObject *args[3] = {result, meth, task->context};
+                    PyObject *res = PyObject_VectorcallMethod(
+                        fl_fstate.str_add_done_callback, args,
+                        2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                        fl_fstate.kw_context);
+                    Py_DECREF(meth);
+                    if (res != NULL) {
+                        Py_DECREF(res);
+                        rc = 0;
+                    }
+                }
+            }
+            if (rc == 0) {
+                Py_XSETREF(task->fut_waiter, Py_NewRef(result));
+                if (task->must_cancel) {
+                    int c = cancel_future(result, task->fut.cancel_msg
+                                                      ? task->fut.cancel_msg
+                                                      : Py_None);
+                    if (c > 0) {
+                        task->must_cancel = 0;
+                    }
+                    rc = c < 0 ? -1 : 0;
+                }
+            }
+        }
+        Py_XDECREF(loop);
+        Py_DECREF(result);
+        return rc;
+    }
+    Py_XDECREF(blocking);
+
+    if (PyGen_Check(result)) {
+        rc = task_step_soon_with_error(
+            task,
+            "yield was used instead of yield from for generator in task %R "
+            "with %R",
+            self, result);
+    } else {
+        rc = task_step_soon_with_error(task, "Task got bad yield: %R", result);
+    }
+    Py_DECREF(result);
+    return rc;
+}
+
+/* StopIteration's value after coro.throw() ended the coroutine. */
+static PyObject *
+fetch_stop_iteration_value(void)
+{
+    PyObject *exc = fl_err_fetch();
+    PyObject *value = PyObject_GetAttrString(exc, "value");
+    Py_DECREF(exc);
+    return value;
+}
+
+/* Task.__step_run_and_handle_result: run the coroutine once. */
+static int
+task_step_run(FLTask *task, PyObject *exc)
+{
+    PyObject *coro = task->coro;
+    PyObject *result = NULL;
+    PySendResult rc;
+
+    if (coro == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Task has no coroutine");
+        return -1;
+    }
+    Py_INCREF(coro);
+    if (exc == NULL) {
+        rc = PyIter_Send(coro, Py_None, &result);
+    } else {
+        result = PyObject_CallMethodOneArg(coro, fl_fstate.str_throw, exc);
+        if (result != NULL) {
+            rc = PYGEN_NEXT;
+        } else if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+            result = fetch_stop_iteration_value();
+            rc = result ? PYGEN_RETURN : PYGEN_ERROR;
+        } else {
+            rc = PYGEN_ERROR;
+        }
+    }
+    Py_DECREF(coro);
+
+    if (rc == PYGEN_RETURN) {
+        int r;
+        if (task->must_cancel) {
+            /* Task is cancelled right before coro stops. */
+            task->must_cancel = 0;
+            r = fl_future_cancel(&task->fut, task->fut.cancel_msg);
+        } else {
+            r = fl_future_set_result(&task->fut, result);
+        }
+        Py_DECREF(result);
+        return r < 0 ? -1 : 0;
+    }
+    if (rc == PYGEN_ERROR) {
+        PyObject *err = fl_err_fetch();
+        if (err == NULL) {
+            PyErr_SetString(PyExc_SystemError,
+                            "coroutine failed without an exception");
+            return -1;
+        }
+        if (PyErr_GivenExceptionMatches(err, fl_fstate.CancelledError)) {
+            /* Save the original exception so we can chain it later. */
+            Py_XSETREF(task->fut.cancelled_exc, err);
+            return fl_future_cancel(&task->fut, NULL) < 0 ? -1 : 0;
+        }
+        if (fl_future_set_exception(&task->fut, err) < 0) {
+            Py_DECREF(err);
+            return -1;
+        }
+        if (PyErr_GivenExceptionMatches(err, PyExc_KeyboardInterrupt) ||
+            PyErr_GivenExceptionMatches(err, PyExc_SystemExit)) {
+            fl_err_restore(err);
+            return -1;
+        }
+        Py_DECREF(err);
+        return 0;
+    }
+    return task_handle_yield(task, result);
+}
+
+static int
+task_step(FLTask *task, PyObject *exc)
+{
+    if (task->fut.state != FL_PENDING) {
+        PyErr_Format(fl_fstate.InvalidStateError,
+                     "_step(): already done: %R, %R", (PyObject *)task,
+                     exc ? exc : Py_None);
+        return -1;
+    }
+    PyObject *own_exc = NULL;
+    if (task->must_cancel) {
+        if (exc == NULL ||
+            !PyErr_GivenExceptionMatches(exc, fl_fstate.CancelledError)) {
+            exc = own_exc = fl_future_make_cancelled_error(&task->fut);
+            if (exc == NULL) {
+                return -1;
+            }
+        }
+        task->must_cancel = 0;
+    }
+    Py_CLEAR(task->fut_waiter);
+
+    PyObject *loop = Py_NewRef(task->fut.loop);
+    Py_INCREF(task); /* the coroutine may drop the last other reference */
+    int rc = enter_task(loop, (PyObject *)task);
+    if (rc == 0) {
+        rc = task_step_run(task, exc);
+        PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
+        if (leave_task(loop, (PyObject *)task) < 0) {
+            if (err != NULL) {
+                PyErr_WriteUnraisable((PyObject *)task);
+            }
+            rc = -1;
+        }
+        fl_err_restore(err);
+    }
+    Py_DECREF(task);
+    Py_DECREF(loop);
+    Py_XDECREF(own_exc);
+    return rc;
+}
+
+/* Task.__wakeup(future): step with the future's exception, or none. */
+static int
+task_wakeup(FLTask *task, PyObject *fut)
+{
+    if (FLFuture_CheckExact(fut) || FLTask_CheckExact(fut)) {
+        FLFuture *f = (FLFuture *)fut;
+        if (f->state == FL_FINISHED && f->exception == NULL) {
+            return task_step(task, NULL);
+        }
+        PyObject *res = fl_future_get_result(f);
+        if (res != NULL) {
+            Py_DECREF(res);
+            return task_step(task, NULL);
+        }
+    } else {
+        PyObject *res = PyObject_CallMethodNoArgs(fut, fl_fstate.str_result);
+        if (res != NULL) {
+            Py_DECREF(res);
+            return task_step(task, NULL);
+        }
+    }
+    /* This may also be a cancellation. */
+    PyObject *exc = fl_err_fetch();
+    int rc = task_step(task, exc);
+    Py_DECREF(exc);
+    return rc;
+}
+
+static PyObject *
+Task_step_meth(PyObject *task, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "__step() takes at most 1 argument");
+        return NULL;
+    }
+    PyObject *exc = nargs == 1 && args[0] != Py_None ? args[0] : NULL;
+    if (task_step((FLTask *)task, exc) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Task_wakeup_meth(PyObject *task, PyObject *fut)
+{
+    if (task_wakeup((FLTask *)task, fut) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Construction                                                        */
+
+static int
+loop_is_running(PyObject *loop)
+{
+    if (FLLoop_Check(loop)) {
+        return ((FLLoop *)loop)->running;
+    }
+    PyObject *res = PyObject_CallMethodNoArgs(loop, fl_fstate.str_is_running);
+    if (res == NULL) {
+        return -1;
+    }
+    int b = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return b;
+}
+
+#if PY_VERSION_HEX >= 0x030C0000
+/* Task.__eager_start: run the first step now, inside Task(). */
+static int
+task_eager_start(FLTask *task)
+{
+    PyObject *self = (PyObject *)task;
+    PyObject *loop = Py_NewRef(task->fut.loop);
+    PyObject *prev = PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
+    if (prev == NULL && PyErr_Occurred()) {
+        Py_DECREF(loop);
+        return -1;
+    }
+    Py_XINCREF(prev);
+    if (PyDict_SetItem(fl_fstate.current_tasks, loop, self) < 0) {
+        Py_XDECREF(prev);
+        Py_DECREF(loop);
+        return -1;
+    }
+    int rc = PySet_Add(fl_fstate.eager_tasks, self);
+    if (rc == 0) {
+        rc = PyContext_Enter(task->context);
+        if (rc == 0) {
+            rc = task_step_run(task, NULL);
+            PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
+            if (PyContext_Exit(task->context) < 0) {
+                Py_XDECREF(err);
+                rc = -1;
+            } else {
+                fl_err_restore(err);
+            }
+        }
+        PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
+        if (PySet_Discard(fl_fstate.eager_tasks, self) < 0) {
+            PyErr_WriteUnraisable(self);
+        }
+        fl_err_restore(err);
+    }
+    /* Swap the previous current task back. */
+    PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
+    int r2 = prev ? PyDict_SetItem(fl_fstate.current_tasks, loop, prev)
+                  : PyDict_DelItem(fl_fstate.current_tasks, loop);
+    if (r2 < 0) {
+        if (err != NULL) {
+            PyErr_WriteUnraisable(self);
+        } else {
+            err = fl_err_fetch();
+        }
+        rc = -1;
+    }
+    fl_err_restore(err);
+    Py_XDECREF(prev);
+    Py_DECREF(loop);
+    if (task->fut.state != FL_PENDING) {
+        Py_CLEAR(task->coro);
+    } else if (rc == 0) {
+        rc = register_task(self);
+    }
+    return rc;
+}
+#endif
+
+static int
+task_init_impl(FLTask *task, PyObject *coro, PyObject *loop, PyObject *name,
+               PyObject *context, int eager_start)
+{
+    if (fl_future_init_fields(&task->fut, loop) < 0) {
+        return -1;
+    }
+    int is_coro = PyCoro_CheckExact(coro);
+    if (!is_coro) {
+        PyObject *res = PyObject_CallOneArg(fl_state.iscoroutine, coro);
+        if (res == NULL) {
+            return -1;
+        }
+        is_coro = PyObject_IsTrue(res);
+        Py_DECREF(res);
+        if (is_coro < 0) {
+            return -1;
+        }
+    }
+    if (!is_coro) {
+        /* Prevent logging for a pending task in __del__. */
+        task->log_destroy_pending = 0;
+        PyErr_Format(PyExc_TypeError, "a coroutine was expected, got %R",
+                     coro);
+        return -1;
+    }
+    task->log_destroy_pending = 1;
+    task->must_cancel = 0;
+    task->num_cancels_requested = 0;
+    Py_CLEAR(task->fut_waiter);
+    Py_XSETREF(task->coro, Py_NewRef(coro));
+
+    if (name == NULL || name == Py_None) {
+        Py_CLEAR(task->name);
+        task->name_id = ++task_name_counter;
+    } else {
+        PyObject *s =
+            PyUnicode_CheckExact(name) ? Py_NewRef(name) : PyObject_Str(name);
+        if (s == NULL) {
+            return -1;
+        }
+        Py_XSETREF(task->name, s);
+    }
+
+    if (context == NULL || context == Py_None) {
+        Py_XSETREF(task->context, PyContext_CopyCurrent());
+        if (task->context == NULL) {
+            return -1;
+        }
+    } else {
+        Py_XSETREF(task->context, Py_NewRef(context));
+    }
+
+#if PY_VERSION_HEX >= 0x030C0000
+    if (eager_start) {
+        int running = loop_is_running(task->fut.loop);
+        if (running < 0) {
+            return -1;
+        }
+        if (running) {
+            return task_eager_start(task);
+        }
+    }
+#else
+    (void)eager_start;
+    (void)loop_is_running;
+#endif
+    if (task_call_step_soon(task, NULL) < 0) {
+        return -1;
+    }
+    return register_task((PyObject *)task);
+}
+
+static int
+Task_tp_init(FLTask *task, PyObject *args, PyObject *kwds)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    static char *kwlist[] = {"coro",    "loop",        "name",
+                             "context", "eager_start", NULL};
+    PyObject *coro, *loop = Py_None, *name = Py_None, *context = Py_None;
+    int eager_start = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOOp:Task", kwlist, &coro,
+                                     &loop, &name, &context, &eager_start)) {
+        return -1;
+    }
+#else
+    static char *kwlist[] = {"coro", "loop", "name", "context", NULL};
+    PyObject *coro, *loop = Py_None, *name = Py_None, *context = Py_None;
+    int eager_start = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOO:Task", kwlist, &coro,
+                                     &loop, &name, &context)) {
+        return -1;
+    }
+#endif
+    return task_init_impl(task, coro, loop, name, context, eager_start);
+}
+
+PyObject *
+fl_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context)
+{
+    FLTask *task = (FLTask *)FLTask_Type.tp_alloc(&FLTask_Type, 0);
+    if (task == NULL) {
+        return NULL;
+    }
+    if (task_init_impl(task, coro, loop, name, context, 0) < 0) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    return (PyObject *)task;
+}
+
+/* Task(coro, *, loop=None, name=None, context=None[, eager_start=False])
+ * without an args tuple or a kwargs dict. */
+static PyObject *
+Task_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
+                PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *coro = nargs >= 1 ? args[0] : NULL;
+    PyObject *loop = Py_None, *name = Py_None, *context = Py_None;
+    int eager_start = 0;
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "Task() takes at most 1 positional argument (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        PyObject *value = args[nargs + i];
+        if (!PyUnicode_Check(key)) {
+            goto bad_kw;
+        }
+        if (PyUnicode_CompareWithASCIIString(key, "loop") == 0) {
+            loop = value;
+        } else if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
+            name = value;
+        } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
+            context = value;
+        } else if (PyUnicode_CompareWithASCIIString(key, "coro") == 0 &&
+                   coro == NULL) {
+            coro = value;
+        }
+#if PY_VERSION_HEX >= 0x030C0000
+        else if (PyUnicode_CompareWithASCIIString(key, "eager_start") == 0) {
+            eager_start = PyObject_IsTrue(value);
+            if (eager_start < 0) {
+                return NULL;
+            }
+        }
+#endif
+        else {
+            goto bad_kw;
+        }
+        continue;
+    bad_kw:
+        PyErr_Format(PyExc_TypeError,
+                     "Task() got an unexpected keyword argument '%S'", key);
+        return NULL;
+    }
+    if (coro == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Task() missing required argument 'coro' (pos 1)");
+        return NULL;
+    }
+    FLTask *task = (FLTask *)FLTask_Type.tp_alloc(&FLTask_Type, 0);
+    if (task == NULL) {
+        return NULL;
+    }
+    if (task_init_impl(task, coro, loop, name, context, eager_start) < 0) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    return (PyObject *)task;
+}
+
+/* Loop.create_task(coro, *, name=None, context=None) for fastloop's Loop,
+ * installed like create_future (see fl_task_init).  With a task factory
+ * set, asyncio's own create_task does the version-specific calling. */
+static PyObject *
+loop_create_task(PyObject *loop, PyObject *const *args, size_t nargsf,
+                 PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *name = Py_None, *context = Py_None;
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "create_task() takes exactly 1 positional argument "
+                     "(%zd given)",
+                     nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_Check(key) &&
+            PyUnicode_CompareWithASCIIString(key, "name") == 0) {
+            name = args[nargs + i];
+        } else if (PyUnicode_Check(key) &&
+                   PyUnicode_CompareWithASCIIString(key, "context") == 0) {
+            context = args[nargs + i];
+        } else {
+            PyErr_Format(PyExc_TypeError,
+                         "create_task() got an unexpected keyword argument "
+                         "'%S'",
+                         key);
+            return NULL;
+        }
+    }
+    FLLoop *self = (FLLoop *)loop;
+    if (self->task_factory != NULL && self->task_factory != Py_None) {
+        PyObject *call_args[4] = {loop, args[0], name, context};
+        return PyObject_Vectorcall(fl_fstate.base_create_task, call_args, 2,
+                                   fl_fstate.kw_name_context);
+    }
+    if (fl_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    return fl_task_new(loop, args[0], name, context);
+}
+
+static PyMethodDef loop_create_task_def = {
+    "create_task", (PyCFunction)(void (*)(void))loop_create_task,
+    METH_FASTCALL | METH_KEYWORDS,
+    "Schedule a coroutine as a fastloop.Task (or the task factory's)."};
+
+/* ------------------------------------------------------------------ */
+/* Methods                                                             */
+
+static int
+task_cancel(FLTask *task, PyObject *msg)
+{
+    task->fut.log_tb = 0;
+    if (task->fut.state != FL_PENDING) {
+        return 0;
+    }
+    task->num_cancels_requested++;
+    if (task->fut_waiter != NULL) {
+        /* Leave fut_waiter: it may be a Task that catches and ignores the
+         * cancellation, so we may have to cancel it again later. */
+        PyObject *waiter = Py_NewRef(task->fut_waiter);
+        int rc = cancel_future(waiter, msg);
+        Py_DECREF(waiter);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    /* It must be the case that the step is already scheduled. */
+    task->must_cancel = 1;
+    Py_XSETREF(task->fut.cancel_msg, Py_XNewRef(msg));
+    return 1;
+}
+
+static PyObject *
+Task_cancel(FLTask *task, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
+{
+    PyObject *msg;
+    if (fl_parse_msg("cancel", args, nargs, kwnames, &msg) < 0) {
+        return NULL;
+    }
+    int rc = task_cancel(task, msg);
+    if (rc < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(rc);
+}
+
+static PyObject *
+Task_cancelling(FLTask *task, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(task->num_cancels_requested);
+}
+
+static PyObject *
+Task_uncancel(FLTask *task, PyObject *Py_UNUSED(ignored))
+{
+    if (task->num_cancels_requested > 0) {
+        task->num_cancels_requested--;
+#if PY_VERSION_HEX >= 0x030D0000
+        if (task->num_cancels_requested == 0) {
+            task->must_cancel = 0;
+        }
+#endif
+    }
+    return PyLong_FromSsize_t(task->num_cancels_requested);
+}
+
+static PyObject *
+Task_get_coro(FLTask *task, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(task->coro ? task->coro : Py_None);
+}
+
+#if PY_VERSION_HEX >= 0x030C0000
+static PyObject *
+Task_get_context(FLTask *task, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(task->context ? task->context : Py_None);
+}
+#endif
+
+static PyObject *
+Task_get_name(FLTask *task, PyObject *Py_UNUSED(ignored))
+{
+    if (task->name == NULL) {
+        if (task->name_id == 0) {
+            Py_RETURN_NONE; /* __init__ was skipped */
+        }
+        task->name = PyUnicode_FromFormat("Task-%llu", task->name_id);
+        if (task->name == NULL) {
+            return NULL;
+        }
+    }
+    return Py_NewRef(task->name);
+}
+
+static PyObject *
+Task_set_name(FLTask *task, PyObject *value)
+{
+    PyObject *s =
+        PyUnicode_CheckExact(value) ? Py_NewRef(value) : PyObject_Str(value);
+    if (s == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(task->name, s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Task_get_stack(PyObject *task, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"limit", NULL};
+    PyObject *limit = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$O:get_stack", kwlist,
+                                     &limit)) {
+        return NULL;
+    }
+    return PyObject_CallFunctionObjArgs(fl_fstate.task_get_stack, task, limit,
+                                        NULL);
+}
+
+static PyObject *
+Task_print_stack(PyObject *task, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"limit", "file", NULL};
+    PyObject *limit = Py_None, *file = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OO:print_stack", kwlist,
+                                     &limit, &file)) {
+        return NULL;
+    }
+    return PyObject_CallFunctionObjArgs(fl_fstate.task_print_stack, task,
+                                        limit, file, NULL);
+}
+
+static PyObject *
+Task_set_result(PyObject *task, PyObject *Py_UNUSED(result))
+{
+    PyErr_SetString(PyExc_RuntimeError,
+                    "Task does not support set_result operation");
+    return NULL;
+}
+
+static PyObject *
+Task_set_exception(PyObject *task, PyObject *Py_UNUSED(exc))
+{
+    PyErr_SetString(PyExc_RuntimeError,
+                    "Task does not support set_exception operation");
+    return NULL;
+}
+
+static PyObject *
+task_repr(PyObject *task)
+{
+    if (((FLTask *)task)->fut.loop == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Future object is not initialized.");
+        return NULL;
+    }
+    return PyObject_CallOneArg(fl_fstate.task_repr, task);
+}
+
+static PyMethodDef Task_methods[] = {
+    {"cancel", (PyCFunction)(void (*)(void))Task_cancel,
+     METH_FASTCALL | METH_KEYWORDS,
+     "cancel(msg=None): request that this task cancel itself."},
+    {"cancelling", (PyCFunction)Task_cancelling, METH_NOARGS,
+     "Return the count of the task's cancellation requests."},
+    {"uncancel", (PyCFunction)Task_uncancel, METH_NOARGS,
+     "Decrement the task's count of cancellation requests."},
+    {"get_coro", (PyCFunction)Task_get_coro, METH_NOARGS, NULL},
+#if PY_VERSION_HEX >= 0x030C0000
+    {"get_context", (PyCFunction)Task_get_context, METH_NOARGS, NULL},
+#endif
+    {"get_name", (PyCFunction)Task_get_name, METH_NOARGS, NULL},
+    {"set_name", (PyCFunction)Task_set_name, METH_O, NULL},
+    {"get_stack", (PyCFunction)(void (*)(void))Task_get_stack,
+     METH_VARARGS | METH_KEYWORDS,
+     "get_stack(*, limit=None): the frames of the task's coroutine."},
+    {"print_stack", (PyCFunction)(void (*)(void))Task_print_stack,
+     METH_VARARGS | METH_KEYWORDS, "print_stack(*, limit=None, file=None)"},
+    {"set_result", (PyCFunction)Task_set_result, METH_O, NULL},
+    {"set_exception", (PyCFunction)Task_set_exception, METH_O, NULL},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585"},
+    {NULL, NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* Attributes                                                          */
+
+static PyObject *
+Task_get_log_destroy_pending(FLTask *task, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(task->log_destroy_pending);
+}
+
+static int
+Task_set_log_destroy_pending(FLTask *task, PyObject *value,
+                             void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    int b = PyObject_IsTrue(value);
+    if (b < 0) {
+        return -1;
+    }
+    task->log_destroy_pending = (unsigned char)b;
+    return 0;
+}
+
+static PyObject *
+Task_get_must_cancel(FLTask *task, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(task->must_cancel);
+}
+
+static PyObject *
+Task_get_coro_attr(FLTask *task, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(task->coro ? task->coro : Py_None);
+}
+
+static PyObject *
+Task_get_fut_waiter(FLTask *task, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(task->fut_waiter ? task->fut_waiter : Py_None);
+}
+
+static PyObject *
+Task_get_num_cancels(FLTask *task, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(task->num_cancels_requested);
+}
+
+static PyGetSetDef Task_getset[] = {
+    {"_log_destroy_pending", (getter)Task_get_log_destroy_pending,
+     (setter)Task_set_log_destroy_pending, NULL},
+    {"_must_cancel", (getter)Task_get_must_cancel, NULL, NULL},
+    {"_coro", (getter)Task_get_coro_attr, NULL, NULL},
+    {"_fut_waiter", (getter)Task_get_fut_waiter, NULL, NULL},
+    {"_num_cancels_requested", (getter)Task_get_num_cancels, NULL, NULL},
+    {NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* Type slots                                                          */
+
+static int
+Task_traverse(FLTask *task, visitproc visit, void *arg)
+{
+    Py_VISIT(task->coro);
+    Py_VISIT(task->context);
+    Py_VISIT(task->fut_waiter);
+    Py_VISIT(task->name);
+    return fl_future_traverse(&task->fut, visit, arg);
+}
+
+static int
+Task_clear(FLTask *task)
+{
+    Py_CLEAR(task->coro);
+    Py_CLEAR(task->context);
+    Py_CLEAR(task->fut_waiter);
+    Py_CLEAR(task->name);
+    return fl_future_clear(&task->fut);
+}
+
+/* "Task was destroyed but it is pending!", as asyncio's Task.__del__. */
+static void
+Task_finalize(FLTask *task)
+{
+    if (task->fut.state == FL_PENDING && task->log_destroy_pending &&
+        task->fut.loop != NULL) {
+        PyObject *saved = fl_err_fetch();
+        PyObject *context = PyDict_New();
+        PyObject *message =
+            PyUnicode_FromString("Task was destroyed but it is pending!");
+        if (context == NULL || message == NULL ||
+            PyDict_SetItem(context, fl_fstate.str_task, (PyObject *)task) <
+                0 ||
+            PyDict_SetItem(context, fl_state.str_message, message) < 0 ||
+            (task->fut.source_tb != NULL &&
+             PyDict_SetItem(context, fl_state.str_source_traceback,
+                            task->fut.source_tb) < 0)) {
+            PyErr_WriteUnraisable((PyObject *)task);
+        } else {
+            fl_call_exception_handler(task->fut.loop, context);
+        }
+        Py_XDECREF(message);
+        Py_XDECREF(context);
+        fl_err_restore(saved);
+    }
+    fl_future_finalize(&task->fut);
+}
+
+static void
+Task_dealloc(FLTask *task)
+{
+    PyTypeObject *tp = Py_TYPE(task);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)task) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(task);
+    if (task->fut.weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)task);
+    }
+    Task_clear(task);
+    tp->tp_free(task);
+}
+
+PyTypeObject FLTask_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.Task",
+    .tp_doc = "Task(coro, *, loop=None, name=None, context=None): "
+              "asyncio.Task implemented in C.",
+    .tp_basicsize = sizeof(FLTask),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_base = &FLFuture_Type,
+    .tp_init = (initproc)Task_tp_init,
+    .tp_vectorcall = Task_vectorcall,
+    .tp_dealloc = (destructor)Task_dealloc,
+    .tp_finalize = (destructor)Task_finalize,
+    .tp_traverse = (traverseproc)Task_traverse,
+    .tp_clear = (inquiry)Task_clear,
+    .tp_repr = task_repr,
+    .tp_methods = Task_methods,
+    .tp_getset = Task_getset,
+};
+
+int
+fl_task_init(PyObject *module)
+{
+    if (PyType_Ready(&FLTask_Type) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "Task", (PyObject *)&FLTask_Type) < 0) {
+        return -1;
+    }
+    PyObject *descr = PyDescr_NewMethod(&FLLoop_Type, &loop_create_task_def);
+    if (descr == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(module, "_loop_create_task", descr) < 0) {
+        Py_DECREF(descr);
+        return -1;
+    }
+    return 0;
+}

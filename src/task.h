@@ -1,0 +1,37 @@
+/* task.h: fastloop.Task, asyncio's Task in C, a subclass of fastloop.Future.
+ *
+ * task.c owns FLTask: stepping the coroutine, waking up on futures (through
+ * the fastloop ready queue when it can, loop.call_soon otherwise),
+ * cancellation, names, and registration with asyncio so current_task() and
+ * all_tasks() see fastloop tasks.
+ */
+#ifndef FL_TASK_H
+#define FL_TASK_H
+
+#include "future.h"
+
+typedef struct {
+    FLFuture fut;
+    PyObject *coro;
+    PyObject *context;
+    PyObject *fut_waiter;
+    PyObject *name; /* NULL: "Task-<name_id>", made lazily */
+    unsigned long long name_id;
+    Py_ssize_t num_cancels_requested;
+    unsigned char must_cancel;
+    unsigned char log_destroy_pending;
+} FLTask;
+
+extern PyTypeObject FLTask_Type;
+
+#define FLTask_CheckExact(op) Py_IS_TYPE((op), &FLTask_Type)
+#define FLTask_Check(op) PyObject_TypeCheck((op), &FLTask_Type)
+
+/* New fastloop Task running `coro` on `loop` (for Loop.create_task in C).
+ * `name` and `context` may be NULL or None. */
+PyObject *fl_task_new(PyObject *loop, PyObject *coro, PyObject *name,
+                      PyObject *context);
+
+int fl_task_init(PyObject *module);
+
+#endif /* FL_TASK_H */
