@@ -177,6 +177,17 @@ def test_call_exception_handler_with_a_failing_handler_logs_and_does_not_raise(l
     assert "original" in messages[0]
 
 
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+def test_call_exception_handler_lets_keyboard_interrupt_and_system_exit_from_the_handler_through(
+        loop, exc_type):
+    def handler(lp, ctx):
+        raise exc_type
+
+    loop.set_exception_handler(handler)
+    with pytest.raises(exc_type):
+        loop.call_exception_handler({"message": "original"})
+
+
 def test_exception_handler_subclass_override_of_default_exception_handler_is_used(loop_factory):
     # Subclasses (like uvloop users do) may override default_exception_handler;
     # call_exception_handler must go through the override.

@@ -340,3 +340,22 @@ def test_reader_replaced_by_an_earlier_callback_of_the_same_iteration_calls_only
     loop.call_later(0.02, loop.stop)
     loop.run_forever()
     assert calls == ["new"]
+
+
+def test_keyboard_interrupt_from_the_exception_handler_for_a_reader_propagates(loop, sockets):
+    a, b = sockets
+
+    def handler(lp, ctx):
+        raise KeyboardInterrupt
+
+    def failing_reader():
+        a.recv(100)
+        raise ValueError
+
+    loop.set_exception_handler(handler)
+    loop.add_reader(a.fileno(), failing_reader)
+    b.send(b"data")
+    loop.call_later(2, loop.stop)  # ends the test if the interrupt is lost
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    loop.remove_reader(a.fileno())

@@ -376,3 +376,104 @@ def test_wrong_arguments_raise_the_exception_type_of_the_stock_loop(loop, call):
         reference.close()
     assert expected is not None, "the stock asyncio loop accepted the call"
     assert _raised(call, loop) is expected
+
+
+# Interrupted batches ------------------------------------------------------------
+
+
+def test_callbacks_left_in_a_batch_cut_by_keyboard_interrupt_run_on_the_next_run(loop):
+    order = []
+
+    def interrupt():
+        order.append("interrupt")
+        raise KeyboardInterrupt
+
+    loop.call_soon(order.append, "before")
+    loop.call_soon(interrupt)
+    loop.call_soon(order.append, "after")
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert order == ["before", "interrupt"]
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert order == ["before", "interrupt", "after"]
+
+
+def test_timers_left_in_a_batch_cut_by_system_exit_run_on_the_next_run(loop):
+    order = []
+
+    def leave():
+        order.append("exit")
+        raise SystemExit(0)
+
+    now = loop.time()
+    loop.call_at(now - 3, leave)
+    loop.call_at(now - 2, order.append, "second")
+    loop.call_at(now - 1, order.append, "third")
+    with pytest.raises(SystemExit):
+        loop.run_forever()
+    assert order == ["exit"]
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert order == ["exit", "second", "third"]
+
+
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+def test_keyboard_interrupt_and_system_exit_from_the_exception_handler_propagate_out_of_run_forever(
+        loop, exc_type):
+    def handler(lp, ctx):
+        raise exc_type
+
+    def failing():
+        raise ValueError
+
+    loop.set_exception_handler(handler)
+    loop.call_soon(failing)
+    loop.call_later(2, loop.stop)  # ends the test if the exception is lost
+    with pytest.raises(exc_type):
+        loop.run_forever()
+    assert not loop.is_running()
+
+
+def test_stop_before_run_until_complete_of_a_pending_future_raises_runtime_error(loop):
+    fut = loop.create_future()
+    loop.stop()
+    with pytest.raises(RuntimeError, match="^Event loop stopped before Future completed.$"):
+        loop.run_until_complete(fut)
+
+
+def test_a_hundred_thousand_callbacks_scheduled_before_running_run_in_order(loop):
+    order = []
+    for i in range(100_000):
+        loop.call_soon(order.append, i)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert order == list(range(100_000))
+
+
+def test_callbacks_scheduled_while_a_large_batch_runs_keep_fifo_order(loop):
+    # The ready queue grows while it is being consumed.
+    order = []
+
+    def spawn(i):
+        order.append(("batch", i))
+        loop.call_soon(order.append, ("next", i))
+
+    for i in range(5000):
+        loop.call_soon(spawn, i)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert order == [("batch", i) for i in range(5000)]
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert order[5000:] == [("next", i) for i in range(5000)]
+
+
+def test_cancelling_a_pending_timer_after_close_is_harmless(loop):
+    handle = loop.call_later(3600, print)
+    soon = loop.call_soon(print)
+    loop.close()
+    handle.cancel()
+    soon.cancel()
+    assert handle.cancelled()
+    assert soon.cancelled()
