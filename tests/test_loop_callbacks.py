@@ -302,6 +302,28 @@ def test_call_later_with_zero_or_negative_delay_runs_on_next_iteration(loop):
     assert sorted(order) == ["negative", "past", "zero"]
 
 
+@pytest.mark.parametrize("delay", [1e10, float("inf")], ids=["1e10", "inf"])
+def test_timer_far_in_the_future_neither_runs_nor_blocks_nearer_ones(loop, delay):
+    calls = []
+    far = loop.call_later(delay, calls.append, "far")
+    assert far.when() > loop.time() + 1e9
+    start = time.monotonic()
+    loop.call_later(0.01, calls.append, "near")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert calls == ["near"]
+    assert time.monotonic() - start < 1.0
+    far.cancel()
+
+
+def test_timer_far_in_the_past_runs_at_once(loop):
+    calls = []
+    loop.call_later(-1e10, calls.append, "past")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert calls == ["past"]
+
+
 def test_call_later_passes_positional_arguments(loop):
     calls = []
     loop.call_later(0, lambda *a: calls.append(a), "x", 2)

@@ -3,6 +3,8 @@
 https://docs.python.org/3/library/asyncio-eventloop.html#watching-file-descriptors
 """
 
+import asyncio
+import os
 import socket
 
 import pytest
@@ -358,4 +360,90 @@ def test_keyboard_interrupt_from_the_exception_handler_for_a_reader_propagates(l
     loop.call_later(2, loop.stop)  # ends the test if the interrupt is lost
     with pytest.raises(KeyboardInterrupt):
         loop.run_forever()
+    loop.remove_reader(a.fileno())
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as exc:
+        return type(exc)
+    return None
+
+
+def _closed_fd():
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    return r
+
+
+def test_remove_reader_and_writer_of_a_large_unregistered_fd_return_false(loop):
+    assert loop.remove_reader(99_999) is False
+    assert loop.remove_writer(99_999) is False
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer"])
+def test_watching_a_closed_fd_raises_like_the_stock_loop(loop, method):
+    fd = _closed_fd()
+    stock = asyncio.new_event_loop()
+    try:
+        expected = _raised(lambda: getattr(stock, method)(fd, print))
+    finally:
+        stock.close()
+    assert expected is not None and issubclass(expected, OSError)
+    try:
+        assert _raised(lambda: getattr(loop, method)(fd, print)) is expected
+    finally:
+        getattr(loop, method.replace("add", "remove"))(fd)
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer"])
+def test_watching_a_regular_file_raises_like_the_stock_loop(loop, method, tmp_path):
+    # epoll refuses regular files (EPERM): asyncio's selector loop raises
+    # PermissionError rather than reporting the file as always ready.
+    with open(tmp_path / "file", "wb") as f:
+        stock = asyncio.new_event_loop()
+        try:
+            expected = _raised(lambda: getattr(stock, method)(f.fileno(), print))
+        finally:
+            stock.close()
+        assert expected is PermissionError
+        try:
+            assert _raised(lambda: getattr(loop, method)(f.fileno(), print)) is expected
+        finally:
+            getattr(loop, method.replace("add", "remove"))(f.fileno())
+
+
+def test_reader_on_a_pipe_is_called_when_data_arrives(loop):
+    r, w = os.pipe()
+    try:
+        received = []
+
+        def on_readable():
+            received.append(os.read(r, 100))
+            loop.stop()
+
+        loop.add_reader(r, on_readable)
+        loop.call_soon(os.write, w, b"through a pipe")
+        loop.run_forever()
+        assert received == [b"through a pipe"]
+        assert loop.remove_reader(r) is True
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_reader_is_called_when_the_peer_closes(loop, sockets):
+    a, b = sockets
+    received = []
+
+    def on_readable():
+        received.append(a.recv(100))
+        loop.stop()
+
+    loop.add_reader(a.fileno(), on_readable)
+    loop.call_soon(b.close)
+    loop.run_forever()
+    assert received == [b""]
     loop.remove_reader(a.fileno())
