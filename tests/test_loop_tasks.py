@@ -5,6 +5,7 @@ https://docs.python.org/3/library/asyncio-eventloop.html#creating-futures-and-ta
 
 import asyncio
 import contextvars
+import sys
 
 import pytest
 
@@ -130,3 +131,52 @@ def test_create_task_inside_a_coroutine_is_seen_by_all_tasks(loop):
     task, tasks, current = loop.run_until_complete(main())
     assert task in tasks
     assert current in tasks
+
+
+def test_create_task_passes_the_context_to_the_task_factory(loop):
+    received = []
+
+    def factory(lp, coro, **kwargs):
+        received.append(kwargs.get("context"))
+        return asyncio.Task(coro, loop=lp, **kwargs)
+
+    loop.set_task_factory(factory)
+    ctx = contextvars.copy_context()
+    loop.run_until_complete(loop.create_task(answer(), context=ctx))
+    assert received == [ctx]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are new in 3.12")
+def test_eager_task_factory_starts_the_coroutine_inside_create_task(loop):
+    events = []
+
+    async def coro():
+        events.append("started")
+        await asyncio.sleep(0)
+        events.append("resumed")
+        return "done"
+
+    async def main():
+        task = loop.create_task(coro())
+        events.append("create_task returned")
+        return await task
+
+    loop.set_task_factory(asyncio.eager_task_factory)
+    assert loop.run_until_complete(main()) == "done"
+    assert events == ["started", "create_task returned", "resumed"]
+
+
+def test_current_task_in_a_plain_callback_is_none(loop):
+    seen = []
+    loop.call_soon(lambda: seen.append(asyncio.current_task()))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [None]
+
+
+def test_current_task_in_a_coroutine_is_its_task(loop):
+    async def main():
+        return asyncio.current_task()
+
+    task = loop.create_task(main())
+    assert loop.run_until_complete(task) is task
