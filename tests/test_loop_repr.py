@@ -182,3 +182,15 @@ def test_slow_callback_warning_matches_the_stock_loop(loop, stock, caplog):
     expected = shape(_logged(stock, caplog, action))
     assert len(expected) == 1
     assert mine == expected
+
+
+def test_loop_repr_shows_running_closed_and_debug_like_the_stock_loop(loop):
+    name = type(loop).__name__
+    assert repr(loop) == f"<{name} running=False closed=False debug=False>"
+    seen = []
+    loop.set_debug(True)
+    loop.call_soon(lambda: seen.append(repr(loop)))
+    run_once(loop)
+    assert seen == [f"<{name} running=True closed=False debug=True>"]
+    loop.close()
+    assert repr(loop) == f"<{name} running=False closed=True debug=True>"

@@ -391,3 +391,28 @@ def test_sigint_with_a_signal_handler_calls_it_instead_of_raising(loop_factory, 
     assert out == "handled\nexited\n"
     assert proc.returncode == 0, err
     assert elapsed < 1.0
+
+
+def test_loop_interrupted_by_sigint_can_run_again(loop_factory, child_env):
+    proc = _start_child(f"""
+        import asyncio
+        loop = {loop_factory.new_loop_source}
+        async def wait_forever():
+            print("ready", flush=True)
+            await loop.create_future()
+        task = loop.create_task(wait_forever())
+        try:
+            loop.run_until_complete(task)
+        except KeyboardInterrupt:
+            print("interrupted", loop.is_running(), task.done(), flush=True)
+        task.cancel()
+        try:
+            loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            print("task cancelled", flush=True)
+        print(loop.run_until_complete(asyncio.sleep(0.01, "ran again")), flush=True)
+        loop.close()
+    """, child_env)
+    elapsed, out, err = _interrupt(proc)
+    assert out == "interrupted False False\ntask cancelled\nran again\n", err
+    assert proc.returncode == 0, err
