@@ -195,3 +195,15 @@ def test_async_generator_first_iterated_after_shutdown_asyncgens_warns(loop):
 
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.run_until_complete(main())
+
+
+def test_asyncgen_hooks_are_restored_when_run_forever_raises(loop):
+    before = sys.get_asyncgen_hooks()
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    loop.call_soon(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert sys.get_asyncgen_hooks() == before
