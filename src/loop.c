@@ -1105,15 +1105,22 @@ get_debug_attr(FLLoop *self, void *Py_UNUSED(c))
     return PyBool_FromLong(self->debug);
 }
 
+/* Stores the truth of `value` (NULL: deleting, i.e. false) in *flag. */
 static int
-set_debug_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
+set_flag(int *flag, PyObject *value)
 {
     int v = value ? PyObject_IsTrue(value) : 0;
     if (v < 0) {
         return -1;
     }
-    self->debug = v;
+    *flag = v;
     return 0;
+}
+
+static int
+set_debug_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
+{
+    return set_flag(&self->debug, value);
 }
 
 static PyObject *
@@ -1125,12 +1132,7 @@ get_closed_attr(FLLoop *self, void *Py_UNUSED(c))
 static int
 set_closed_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
 {
-    int v = value ? PyObject_IsTrue(value) : 0;
-    if (v < 0) {
-        return -1;
-    }
-    self->closed = v;
-    return 0;
+    return set_flag(&self->closed, value);
 }
 
 /* asyncio's __init__ assigns these; the C loop keeps its own state, so
@@ -1166,12 +1168,7 @@ get_stopping_attr(FLLoop *self, void *Py_UNUSED(c))
 static int
 set_stopping_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
 {
-    int v = value ? PyObject_IsTrue(value) : 0;
-    if (v < 0) {
-        return -1;
-    }
-    self->stopping = v;
-    return 0;
+    return set_flag(&self->stopping, value);
 }
 
 static PyObject *

@@ -92,19 +92,21 @@ static PyMethodDef step_def = {"task_step",
 static PyMethodDef wakeup_def = {"task_wakeup", (PyCFunction)Task_wakeup_meth,
                                  METH_O, NULL};
 
-/* Run from the fastloop ready queue, inside the task's context. */
+/* Runs `action(task, arg)` from the fastloop ready queue inside the task's
+ * context; an error is reported from inside that context too, as asyncio
+ * does, naming the step as `what`. */
 static int
-task_step_ready(PyObject *task, PyObject *exc)
+run_in_task_context(PyObject *task, PyObject *arg,
+                    int (*action)(FLTask *, PyObject *), const char *what)
 {
     PyObject *ctx = ((FLTask *)task)->context;
     if (PyContext_Enter(ctx) < 0) {
         return -1;
     }
-    int rc = task_step((FLTask *)task, exc);
+    int rc = action((FLTask *)task, arg);
     if (rc < 0) {
-        /* Reported from inside the task's context, as asyncio does. */
         rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
-                                      "Task.__step()");
+                                      what);
     }
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
@@ -116,25 +118,15 @@ task_step_ready(PyObject *task, PyObject *exc)
 }
 
 static int
+task_step_ready(PyObject *task, PyObject *exc)
+{
+    return run_in_task_context(task, exc, task_step, "Task.__step()");
+}
+
+static int
 task_wakeup_ready(PyObject *task, PyObject *fut)
 {
-    PyObject *ctx = ((FLTask *)task)->context;
-    if (PyContext_Enter(ctx) < 0) {
-        return -1;
-    }
-    int rc = task_wakeup((FLTask *)task, fut);
-    if (rc < 0) {
-        /* Reported from inside the task's context, as asyncio does. */
-        rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
-                                      "Task.__wakeup()");
-    }
-    PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
-    if (PyContext_Exit(ctx) < 0) {
-        Py_XDECREF(err);
-        return -1;
-    }
-    fl_err_restore(err);
-    return rc;
+    return run_in_task_context(task, fut, task_wakeup, "Task.__wakeup()");
 }
 
 int
