@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "handle.h"
 #include "io.h"
+#include "future.h"
 
 #include <errno.h>
 #include <math.h>
@@ -207,6 +208,24 @@ timers_clear(FLLoop *self)
     while (self->ntimers > 0) {
         Py_DECREF(heap_remove_at(self, self->ntimers - 1));
     }
+}
+
+/* ---- current task --------------------------------------------------- */
+
+int
+fl_loop_flush_current_task(FLLoop *self)
+{
+    if (!self->task_left_in_dict) {
+        return 0;
+    }
+    self->task_left_in_dict = 0;
+    if (PyDict_DelItem(fl_fstate.current_tasks, (PyObject *)self) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    return 0;
 }
 
 /* ---- checks ----------------------------------------------------------- */
@@ -570,16 +589,35 @@ run_once(FLLoop *self)
      * the next iteration. */
     Py_ssize_t ntodo = self->ready_len;
     int debug = self->debug;
+    int rc = 0;
+    self->in_run_batch = 1;
     for (Py_ssize_t i = 0; i < ntodo && self->ready_len > 0; i++) {
         fl_ready_entry e = ready_pop(self);
-        int rc = debug ? run_entry_debug(self, &e) : run_entry(self, &e);
+        rc = debug ? run_entry_debug(self, &e) : run_entry(self, &e);
+        /* Keep a task in the current-tasks dict only if the next entry of
+         * this batch is another task step, which will replace it. */
+        int next_is_step =
+            rc == 0 && i + 1 < ntodo && self->ready_len > 0 &&
+            fl_task_is_step_fn(self->ready[self->ready_head].fn);
+        if (self->task_left_in_dict && !next_is_step) {
+            PyObject *exc = fl_err_fetch();
+            if (fl_loop_flush_current_task(self) < 0) {
+                if (exc != NULL) {
+                    PyErr_WriteUnraisable((PyObject *)self);
+                } else {
+                    rc = -1;
+                }
+            }
+            fl_err_restore(exc);
+        }
         Py_XDECREF(e.a);
         Py_XDECREF(e.b);
         if (rc < 0) {
-            return -1;
+            break;
         }
     }
-    return 0;
+    self->in_run_batch = 0;
+    return rc;
 }
 
 /* ---- scheduling methods ---------------------------------------------- */
@@ -1067,15 +1105,22 @@ get_debug_attr(FLLoop *self, void *Py_UNUSED(c))
     return PyBool_FromLong(self->debug);
 }
 
+/* Stores the truth of `value` (NULL: deleting, i.e. false) in *flag. */
 static int
-set_debug_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
+set_flag(int *flag, PyObject *value)
 {
     int v = value ? PyObject_IsTrue(value) : 0;
     if (v < 0) {
         return -1;
     }
-    self->debug = v;
+    *flag = v;
     return 0;
+}
+
+static int
+set_debug_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
+{
+    return set_flag(&self->debug, value);
 }
 
 static PyObject *
@@ -1087,12 +1132,7 @@ get_closed_attr(FLLoop *self, void *Py_UNUSED(c))
 static int
 set_closed_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
 {
-    int v = value ? PyObject_IsTrue(value) : 0;
-    if (v < 0) {
-        return -1;
-    }
-    self->closed = v;
-    return 0;
+    return set_flag(&self->closed, value);
 }
 
 /* asyncio's __init__ assigns these; the C loop keeps its own state, so
@@ -1128,12 +1168,7 @@ get_stopping_attr(FLLoop *self, void *Py_UNUSED(c))
 static int
 set_stopping_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
 {
-    int v = value ? PyObject_IsTrue(value) : 0;
-    if (v < 0) {
-        return -1;
-    }
-    self->stopping = v;
-    return 0;
+    return set_flag(&self->stopping, value);
 }
 
 static PyObject *

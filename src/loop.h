@@ -53,6 +53,8 @@ typedef struct {
     Py_ssize_t io_cap;
 
     int running;
+    int in_run_batch;      /* running the entries of one iteration */
+    int task_left_in_dict; /* see fl_loop_flush_current_task() */
     int stopping;
     int closed;
     int debug;
@@ -72,6 +74,17 @@ FLLoop_Check(PyObject *op)
 {
     return PyObject_TypeCheck(op, &FLLoop_Type);
 }
+
+/* Between two task steps that run back to back, a fastloop Task leaves
+ * itself in asyncio's current-tasks dict and the next step replaces it:
+ * deleting and re-adding the key on every step churns the dict into a
+ * resize every few steps.  Before any other code runs on the loop (another
+ * kind of entry, the end of the batch, an error report) this removes the
+ * entry, so asyncio.current_task() is None there as usual.  0 or -1. */
+int fl_loop_flush_current_task(FLLoop *loop);
+
+/* True for the ready-queue functions that run a fastloop Task step. */
+int fl_task_is_step_fn(fl_ready_fn fn);
 
 /* Monotonic time in seconds, the clock of time.monotonic(). */
 double fl_monotonic(void);

@@ -11,11 +11,12 @@
 #include <Python.h>
 
 typedef struct {
-    PyObject *asyncio_events;         /* module asyncio.events */
-    PyObject *format_callback_source; /* asyncio.format_helpers._format_callback_source
-                                       */
-    PyObject *extract_stack;       /* asyncio.format_helpers.extract_stack */
-    PyObject *iscoroutine;         /* asyncio.coroutines.iscoroutine */
+    PyObject *asyncio_events; /* module asyncio.events */
+    PyObject *
+        format_callback_source; /* asyncio.format_helpers._format_callback_source
+                                 */
+    PyObject *extract_stack;    /* asyncio.format_helpers.extract_stack */
+    PyObject *iscoroutine;      /* asyncio.coroutines.iscoroutine */
     PyObject *iscoroutinefunction; /* asyncio.iscoroutinefunction */
     PyObject *logger;              /* asyncio.log.logger */
     PyObject *str_call_exception_handler;

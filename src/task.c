@@ -26,6 +26,12 @@ static int task_cancel(FLTask *task, PyObject *msg);
 static int
 enter_task(PyObject *loop, PyObject *task)
 {
+    if (FLLoop_Check(loop) && ((FLLoop *)loop)->task_left_in_dict) {
+        /* The previous step's task is still there: replace it (see
+         * fl_loop_flush_current_task). */
+        ((FLLoop *)loop)->task_left_in_dict = 0;
+        return PyDict_SetItem(fl_fstate.current_tasks, loop, task);
+    }
     PyObject *cur = PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
     if (cur != NULL) {
         PyErr_Format(PyExc_RuntimeError,
@@ -41,7 +47,7 @@ enter_task(PyObject *loop, PyObject *task)
 }
 
 static int
-leave_task(PyObject *loop, PyObject *task)
+leave_task(PyObject *loop, PyObject *task, int may_defer)
 {
     PyObject *cur = PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
     if (cur != task) {
@@ -52,6 +58,10 @@ leave_task(PyObject *loop, PyObject *task)
                      "Leaving task %R does not match the current task %R.",
                      task, cur ? cur : Py_None);
         return -1;
+    }
+    if (may_defer && FLLoop_Check(loop) && ((FLLoop *)loop)->in_run_batch) {
+        ((FLLoop *)loop)->task_left_in_dict = 1;
+        return 0;
     }
     return PyDict_DelItem(fl_fstate.current_tasks, loop);
 }
@@ -82,19 +92,21 @@ static PyMethodDef step_def = {"task_step",
 static PyMethodDef wakeup_def = {"task_wakeup", (PyCFunction)Task_wakeup_meth,
                                  METH_O, NULL};
 
-/* Run from the fastloop ready queue, inside the task's context. */
+/* Runs `action(task, arg)` from the fastloop ready queue inside the task's
+ * context; an error is reported from inside that context too, as asyncio
+ * does, naming the step as `what`. */
 static int
-task_step_ready(PyObject *task, PyObject *exc)
+run_in_task_context(PyObject *task, PyObject *arg,
+                    int (*action)(FLTask *, PyObject *), const char *what)
 {
     PyObject *ctx = ((FLTask *)task)->context;
     if (PyContext_Enter(ctx) < 0) {
         return -1;
     }
-    int rc = task_step((FLTask *)task, exc);
+    int rc = action((FLTask *)task, arg);
     if (rc < 0) {
-        /* Reported from inside the task's context, as asyncio does. */
         rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
-                                      "Task.__step()");
+                                      what);
     }
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
@@ -106,25 +118,21 @@ task_step_ready(PyObject *task, PyObject *exc)
 }
 
 static int
+task_step_ready(PyObject *task, PyObject *exc)
+{
+    return run_in_task_context(task, exc, task_step, "Task.__step()");
+}
+
+static int
 task_wakeup_ready(PyObject *task, PyObject *fut)
 {
-    PyObject *ctx = ((FLTask *)task)->context;
-    if (PyContext_Enter(ctx) < 0) {
-        return -1;
-    }
-    int rc = task_wakeup((FLTask *)task, fut);
-    if (rc < 0) {
-        /* Reported from inside the task's context, as asyncio does. */
-        rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
-                                      "Task.__wakeup()");
-    }
-    PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
-    if (PyContext_Exit(ctx) < 0) {
-        Py_XDECREF(err);
-        return -1;
-    }
-    fl_err_restore(err);
-    return rc;
+    return run_in_task_context(task, fut, task_wakeup, "Task.__wakeup()");
+}
+
+int
+fl_task_is_step_fn(fl_ready_fn fn)
+{
+    return fn == task_step_ready || fn == task_wakeup_ready;
 }
 
 /* loop.call_soon(self.__step, exc, context=self._context) */
@@ -456,6 +464,10 @@ static int
 task_step(FLTask *task, PyObject *exc)
 {
     if (task->fut.state != FL_PENDING) {
+        if (FLLoop_Check(task->fut.loop) &&
+            fl_loop_flush_current_task((FLLoop *)task->fut.loop) < 0) {
+            return -1;
+        }
         PyErr_Format(fl_fstate.InvalidStateError,
                      "_step(): already done: %R, %R", (PyObject *)task,
                      exc ? exc : Py_None);
@@ -480,7 +492,7 @@ task_step(FLTask *task, PyObject *exc)
     if (rc == 0) {
         rc = task_step_run(task, exc);
         PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
-        if (leave_task(loop, (PyObject *)task) < 0) {
+        if (leave_task(loop, (PyObject *)task, rc == 0) < 0) {
             if (err != NULL) {
                 PyErr_WriteUnraisable((PyObject *)task);
             }

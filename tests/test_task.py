@@ -476,6 +476,56 @@ def test_current_task_is_the_running_task(impl):
     assert asyncio.current_task(impl.loop) is None
 
 
+def test_each_of_two_interleaved_tasks_sees_itself_as_current(impl):
+    seen = []
+
+    async def worker(name):
+        for _ in range(3):
+            seen.append((name, asyncio.current_task().get_name()))
+            await asyncio.sleep(0)
+
+    async def main():
+        await asyncio.gather(
+            impl.Task(worker("a"), loop=impl.loop, name="a"),
+            impl.Task(worker("b"), loop=impl.loop, name="b"),
+        )
+
+    impl.run(main())
+    assert seen == [("a", "a"), ("b", "b")] * 3
+
+
+def test_callback_between_two_task_steps_sees_no_current_task(impl):
+    seen = []
+
+    async def worker():
+        await asyncio.sleep(0)
+        impl.loop.call_soon(lambda: seen.append(asyncio.current_task()))
+        await asyncio.sleep(0)
+
+    async def main():
+        await asyncio.gather(
+            impl.Task(worker(), loop=impl.loop),
+            impl.Task(worker(), loop=impl.loop),
+        )
+
+    impl.run(main())
+    assert seen == [None, None]
+
+
+def test_no_current_task_after_the_loop_stops_between_steps(impl):
+    async def spin():
+        while True:
+            await asyncio.sleep(0)
+
+    tasks = [impl.Task(spin(), loop=impl.loop) for _ in range(3)]
+    impl.loop.call_later(0.01, impl.loop.stop)
+    impl.loop.run_forever()
+    assert asyncio.current_task(impl.loop) is None
+    for t in tasks:
+        t.cancel()
+    impl.loop.run_until_complete(asyncio.wait(tasks))
+
+
 def test_all_tasks_includes_pending_tasks(impl):
     fut = impl.future()
 
