@@ -5,6 +5,7 @@ extension types, so a reference leaked per callback shows up as growth.
 """
 
 import gc
+import os
 import tracemalloc
 import weakref
 
@@ -195,3 +196,38 @@ def test_unclosed_loop_warns_when_collected(loop_factory):
     with pytest.warns(ResourceWarning, match="unclosed event loop"):
         del loop
         gc.collect()
+
+
+def _open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_closed_loops_release_their_file_descriptors(loop_factory):
+    before = _open_fds()
+    for _ in range(200):
+        loop = loop_factory()
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        loop.close()
+    del loop
+    gc.collect()
+    assert _open_fds() == before
+
+
+def test_loops_with_readers_and_signal_handlers_release_their_file_descriptors(loop_factory):
+    import signal
+    import socket
+
+    a, b = socket.socketpair()
+    with a, b:
+        before = _open_fds()
+        for _ in range(50):
+            loop = loop_factory()
+            loop.add_reader(a.fileno(), noop)
+            loop.add_signal_handler(signal.SIGUSR1, noop)
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+            loop.close()
+        del loop
+        gc.collect()
+        assert _open_fds() == before

@@ -4,6 +4,9 @@ https://docs.python.org/3/library/asyncio-eventloop.html#asyncio.loop.call_soon_
 """
 
 import contextvars
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -120,3 +123,35 @@ def test_call_soon_threadsafe_runs_callback_in_the_given_context(loop):
     loop.call_soon(loop.stop)
     loop.run_forever()
     assert seen == ["in ctx"]
+
+
+@pytest.mark.timeout(30)
+def test_call_soon_threadsafe_racing_close_raises_runtime_error_and_nothing_breaks(
+        loop_factory, child_env):
+    # In a child process: a crash must fail this test, not the test run.
+    source = textwrap.dedent(f"""
+        import asyncio, threading
+        outcomes = []
+        for _ in range(5):
+            loop = {loop_factory.new_loop_source}
+            def hammer():
+                while True:
+                    try:
+                        loop.call_soon_threadsafe(lambda: None)
+                    except RuntimeError as exc:
+                        outcomes.append(str(exc))
+                        return
+            threads = [threading.Thread(target=hammer) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            loop.call_later(0.005, loop.stop)
+            loop.run_forever()
+            loop.close()
+            for thread in threads:
+                thread.join(5)
+        print(sorted(set(outcomes)), len(outcomes))
+    """)
+    result = subprocess.run([sys.executable, "-c", source], env=child_env,
+                            capture_output=True, text=True, timeout=25)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "['Event loop is closed'] 20\n"

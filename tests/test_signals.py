@@ -6,6 +6,7 @@ https://docs.python.org/3/library/asyncio-eventloop.html#unix-signals
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -416,3 +417,40 @@ def test_loop_interrupted_by_sigint_can_run_again(loop_factory, child_env):
     elapsed, out, err = _interrupt(proc)
     assert out == "interrupted False False\ntask cancelled\nran again\n", err
     assert proc.returncode == 0, err
+
+
+# The wakeup fd belongs to the application between runs ---------------------------
+
+
+def _current_wakeup_fd():
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd)
+    return fd
+
+
+def test_running_the_loop_leaves_no_wakeup_fd_behind(loop):
+    assert _current_wakeup_fd() == -1
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert _current_wakeup_fd() == -1
+
+
+def test_running_the_loop_keeps_the_applications_wakeup_fd(loop):
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        signal.set_wakeup_fd(a.fileno())
+        try:
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+            assert _current_wakeup_fd() == a.fileno()
+        finally:
+            signal.set_wakeup_fd(-1)
+
+
+def test_removing_the_last_signal_handler_leaves_no_wakeup_fd_behind(loop):
+    loop.add_signal_handler(signal.SIGUSR1, print)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.remove_signal_handler(signal.SIGUSR1)
+    assert _current_wakeup_fd() == -1
