@@ -3,7 +3,9 @@
 https://docs.python.org/3/library/asyncio-eventloop.html#error-handling-api
 """
 
+import contextvars
 import logging
+import sys
 
 import pytest
 
@@ -208,3 +210,15 @@ def test_exception_handler_subclass_override_of_default_exception_handler_is_use
         loop.close()
     assert len(contexts) == 1
     assert isinstance(contexts[0]["exception"], ZeroDivisionError)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="3.12 runs the handler in the handle's context")
+def test_exception_handler_runs_in_the_context_of_the_failing_callback(loop):
+    var = contextvars.ContextVar("var", default="default")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "callback context")
+    seen = []
+    loop.set_exception_handler(lambda lp, context: seen.append(var.get()))
+    loop.call_soon(failing_callback, context=ctx)
+    run_once(loop)
+    assert seen == ["callback context"]
