@@ -5,6 +5,8 @@ https://docs.python.org/3/library/asyncio-eventloop.html#running-and-stopping-th
 
 import asyncio
 import concurrent.futures
+import gc
+import logging
 import socket
 import threading
 
@@ -477,3 +479,45 @@ def test_cancelling_a_pending_timer_after_close_is_harmless(loop):
     soon.cancel()
     assert handle.cancelled()
     assert soon.cancelled()
+
+
+# What run_until_complete leaves behind ------------------------------------------
+
+
+def _asyncio_errors(caplog):
+    return [r.getMessage() for r in caplog.records
+            if r.name == "asyncio" and r.levelno >= logging.ERROR]
+
+
+def test_run_until_complete_of_a_failing_coroutine_logs_nothing(loop, caplog):
+    async def failing():
+        raise ValueError("raised to the caller")
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        with pytest.raises(ValueError):
+            loop.run_until_complete(failing())
+        gc.collect()
+    assert _asyncio_errors(caplog) == []
+
+
+def test_run_until_complete_stopped_early_does_not_report_its_task_destroyed(loop, caplog):
+    async def forever():
+        await loop.create_future()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.call_soon(loop.stop)
+        with pytest.raises(RuntimeError, match="^Event loop stopped before Future completed.$"):
+            loop.run_until_complete(forever())
+        gc.collect()
+    assert _asyncio_errors(caplog) == []
+
+
+def test_run_until_complete_returns_when_the_callback_completing_the_future_also_stops(loop):
+    fut = loop.create_future()
+
+    def complete_and_stop():
+        fut.set_result("done")
+        loop.stop()
+
+    loop.call_soon(complete_and_stop)
+    assert loop.run_until_complete(fut) == "done"
