@@ -277,6 +277,25 @@ def test_call_later_never_runs_early(loop):
         assert mono_now >= when - MONOTONIC_RESOLUTION
 
 
+def test_call_later_from_a_slow_callback_counts_the_delay_from_the_call(loop):
+    # The delay starts when call_later is called, not when the iteration
+    # began (no cached loop time).
+    record = {}
+
+    def slow_then_schedule():
+        deadline = time.monotonic() + 0.03
+        while time.monotonic() < deadline:
+            pass
+        record["scheduled_at"] = time.monotonic()
+        record["handle"] = loop.call_later(0.02, lambda: record.setdefault("ran_at", time.monotonic()))
+
+    loop.call_soon(slow_then_schedule)
+    loop.call_later(0.1, loop.stop)
+    loop.run_forever()
+    assert record["handle"].when() >= record["scheduled_at"] + 0.02 - MONOTONIC_RESOLUTION
+    assert record["ran_at"] - record["scheduled_at"] >= 0.02 - MONOTONIC_RESOLUTION
+
+
 def test_call_later_returns_a_timer_handle_with_the_deadline(loop):
     before = loop.time()
     handle = loop.call_later(10, print)
