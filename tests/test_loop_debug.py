@@ -3,6 +3,7 @@
 https://docs.python.org/3/library/asyncio-dev.html#debug-mode
 """
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -220,7 +221,7 @@ def test_exception_context_has_the_source_traceback_in_debug_mode(loop):
 
 
 def test_debug_mode_tracks_coroutine_origins_while_running(loop):
-    reference = __import__("asyncio").new_event_loop()
+    reference = asyncio.new_event_loop()
     try:
         depths = {}
         for name, lp in (("mine", loop), ("stock", reference)):
