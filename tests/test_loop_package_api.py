@@ -6,6 +6,8 @@ against it.
 """
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
@@ -164,3 +166,18 @@ def test_run_inside_a_running_loop_raises_runtime_error(fastloop):
 
     with pytest.raises(RuntimeError):
         fastloop.run(main())
+
+
+@pytest.mark.parametrize("env, expected", [({"PYTHONASYNCIODEBUG": "1"}, "True"), ({}, "False")],
+                         ids=["debug-env-var", "plain"])
+def test_run_without_debug_argument_follows_the_environment(fastloop, child_env, env, expected):
+    source = (
+        "import asyncio, fastloop\n"
+        "async def main():\n"
+        "    return asyncio.get_running_loop().get_debug()\n"
+        "print(fastloop.run(main()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", source], env={**child_env, **env},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
