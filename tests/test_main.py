@@ -159,3 +159,55 @@ def test_script_sees_the_fastloop_policy_installed(script_dir, child_env):
     result = run(["-m", "fastloop", str(script)], child_env, script_dir)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "True\nTrue\n"
+
+
+def test_traceback_starts_at_the_script_like_plain_python(script_dir, child_env):
+    script = write_script(script_dir, """
+        import asyncio
+
+        async def failing_main():
+            raise ValueError("boom")
+
+        asyncio.run(failing_main())
+    """)
+    for args in ([str(script)], ["-m", "fastloop", str(script)]):
+        stderr = run(args, child_env, script_dir).stderr
+        first_frame = next(line for line in stderr.splitlines() if line.lstrip().startswith("File "))
+        assert first_frame.strip().startswith(f'File "{script}", line 7, in <module>'), stderr
+
+
+def test_missing_script_exits_2_like_plain_python(script_dir, child_env):
+    missing = str(script_dir / "missing.py")
+    plain = run([missing], child_env, script_dir)
+    fast = run(["-m", "fastloop", missing], child_env, script_dir)
+    assert plain.returncode == fast.returncode == 2
+    for result in (plain, fast):
+        assert "can't open file" in result.stderr
+        assert "missing.py" in result.stderr
+        assert "[Errno 2] No such file or directory" in result.stderr
+
+
+def test_ctrl_c_ends_the_script_like_plain_python(script_dir, child_env):
+    import signal
+    import time
+
+    script = write_script(script_dir, """
+        import asyncio
+
+        async def main():
+            print("ready", flush=True)
+            await asyncio.get_running_loop().create_future()
+
+        asyncio.run(main())
+    """)
+    for args in ([str(script)], ["-m", "fastloop", str(script)]):
+        proc = subprocess.Popen([sys.executable, *args], env=child_env, cwd=script_dir,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout.readline() == "ready\n"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        assert time.monotonic() - sent < 2.0
+        assert proc.returncode == -signal.SIGINT, err
+        assert err.startswith("Traceback (most recent call last):")
+        assert err.rstrip().endswith("KeyboardInterrupt")
