@@ -29,6 +29,8 @@ def noop(*args):
 
 def _traced_growth(loop, batch, batches=100, warmup=3):
     """Traced memory growth over `batches` calls of batch(loop) + one iteration."""
+    # Debug mode (the default under -X dev) keeps creation tracebacks.
+    loop.set_debug(False)
     tracemalloc.start()
     try:
         for _ in range(warmup):

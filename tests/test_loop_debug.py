@@ -100,6 +100,7 @@ def test_fast_callback_is_not_logged_in_debug_mode(loop, caplog):
 
 
 def test_slow_callback_is_not_logged_without_debug_mode(loop, caplog):
+    loop.set_debug(False)
     loop.slow_callback_duration = 0.0
     with caplog.at_level(logging.DEBUG, logger="asyncio"):
         loop.call_soon(time.sleep, 0.01)

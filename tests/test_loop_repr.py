@@ -125,6 +125,7 @@ def _logged(lp, caplog, action):
 
 def test_log_of_an_unhandled_callback_exception_matches_the_stock_loop(loop, stock, caplog):
     def action(lp):
+        lp.set_debug(False)  # debug mode (the default under -X dev) is tested below
         lp.call_soon(failing_callback, 1)
         run_once(lp)
 
@@ -214,6 +215,7 @@ def test_slow_callback_warning_matches_the_stock_loop(loop, stock, caplog, kind)
 
 def test_loop_repr_shows_running_closed_and_debug_like_the_stock_loop(loop):
     name = type(loop).__name__
+    loop.set_debug(False)
     assert repr(loop) == f"<{name} running=False closed=False debug=False>"
     seen = []
     loop.set_debug(True)
@@ -222,3 +224,29 @@ def test_loop_repr_shows_running_closed_and_debug_like_the_stock_loop(loop):
     assert seen == [f"<{name} running=True closed=False debug=True>"]
     loop.close()
     assert repr(loop) == f"<{name} running=False closed=True debug=True>"
+
+
+def _deep(depth, lp, method):
+    if depth:
+        return _deep(depth - 1, lp, method)
+    if method == "call_soon":
+        return lp.call_soon(failing_callback)
+    if method == "call_later":
+        return lp.call_later(0, failing_callback)
+    return lp.call_at(lp.time(), failing_callback)
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_later", "call_at"])
+def test_debug_source_traceback_of_a_deep_call_matches_the_stock_loop(loop, stock, method):
+    # asyncio keeps DEBUG_STACK_DEPTH frames and then drops its own
+    # call_soon/call_at frames: the caller sees fewer than 10 of its frames.
+    frames = {}
+    for name, lp in (("mine", loop), ("stock", stock)):
+        contexts = []
+        lp.set_debug(True)
+        lp.set_exception_handler(lambda _, ctx: contexts.append(ctx))
+        _deep(20, lp, method)
+        lp.call_later(0.01, lp.stop)
+        lp.run_forever()
+        frames[name] = [(f.name, f.lineno) for f in contexts[0]["source_traceback"]]
+    assert frames["mine"] == frames["stock"]
