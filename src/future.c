@@ -46,16 +46,22 @@ fl_call_soon_generic(PyObject *loop, PyObject *fn, PyObject *arg,
     return 0;
 }
 
-void
+int
 fl_call_exception_handler(PyObject *loop, PyObject *context)
 {
     PyObject *res = PyObject_CallMethodOneArg(
         loop, fl_state.str_call_exception_handler, context);
-    if (res == NULL) {
-        PyErr_WriteUnraisable(loop);
-    } else {
+    if (res != NULL) {
         Py_DECREF(res);
+        return 0;
     }
+    /* As in asyncio, these leave the loop; anything else is unraisable. */
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return -1;
+    }
+    PyErr_WriteUnraisable(loop);
+    return 0;
 }
 
 /* Entered before any checks that use the loop: asyncio's C Future raises
@@ -128,6 +134,7 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
     }
     PyObject *exc = fl_err_fetch();
     PyObject *src = NULL, *msg = NULL, *context = NULL;
+    int rc = 0;
     if (source != NULL) {
         src = PyUnicode_FromString(source);
     } else {
@@ -149,13 +156,13 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
         PyDict_SetItem(context, fl_state.str_exception, exc) < 0) {
         PyErr_WriteUnraisable(loop);
     } else {
-        fl_call_exception_handler(loop, context);
+        rc = fl_call_exception_handler(loop, context);
     }
     Py_XDECREF(context);
     Py_XDECREF(msg);
     Py_XDECREF(src);
     Py_DECREF(exc);
-    return 0;
+    return rc;
 }
 
 /* Runs from the fastloop ready queue: `pair` is (callback, context).  An
@@ -1068,7 +1075,7 @@ fl_future_finalize(FLFuture *fut)
                        fut->source_tb) < 0) {
         goto done;
     }
-    fl_call_exception_handler(fut->loop, context);
+    (void)fl_call_exception_handler(fut->loop, context);
 
 done:
     if (PyErr_Occurred()) {

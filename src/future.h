@@ -136,7 +136,10 @@ int fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
 
 /* Report `context` (a dict) through loop.call_exception_handler; never
  * fails (errors are written as unraisable). */
-void fl_call_exception_handler(PyObject *loop, PyObject *context);
+/* loop.call_exception_handler(context).  Returns -1 with SystemExit or
+ * KeyboardInterrupt set when the handler raised one (they leave the loop,
+ * as in asyncio); other errors are written as unraisable and 0 returned. */
+int fl_call_exception_handler(PyObject *loop, PyObject *context);
 
 /* Shared with task.c (tp slots of the base type). */
 int fl_future_traverse(FLFuture *fut, visitproc visit, void *arg);

@@ -291,11 +291,15 @@ check_callback(PyObject *callback, const char *method)
 /* In debug mode handles remember where they were created (asyncio keeps
  * the stack minus the frame of the loop method itself). */
 static int
-capture_source_traceback(FLHandle *handle)
+capture_source_traceback(FLHandle *handle, int loop_frames)
 {
+    /* asyncio captures DEBUG_STACK_DEPTH frames from inside the handle's
+     * constructor, then drops the `loop_frames` frames of its own methods
+     * among them: keep the same number of the caller's frames. */
     PyObject *frame = (PyObject *)PyEval_GetFrame();
-    PyObject *tb =
-        PyObject_CallOneArg(fl_state.extract_stack, frame ? frame : Py_None);
+    PyObject *tb = PyObject_CallFunction(
+        fl_state.extract_stack, "On", frame ? frame : Py_None,
+        fl_state.debug_stack_depth - loop_frames);
     if (tb == NULL) {
         return -1;
     }
@@ -357,6 +361,7 @@ fl_handle_report_error(FLHandle *handle)
     PyObject *exc = fl_err_fetch();
     PyObject *loop = handle->loop;
     PyObject *cb = NULL;
+    int rc = 0;
     if (handle->callback != NULL) {
         cb = fl_format_callback(handle);
     } else {
@@ -374,12 +379,7 @@ fl_handle_report_error(FLHandle *handle)
                         handle->source_traceback) < 0)) {
         goto unraisable;
     }
-    PyObject *res = PyObject_CallMethodOneArg(
-        loop, fl_state.str_call_exception_handler, context);
-    if (res == NULL) {
-        goto unraisable;
-    }
-    Py_DECREF(res);
+    rc = fl_call_exception_handler(loop, context);
     goto done;
 unraisable:
     PyErr_WriteUnraisable((PyObject *)handle);
@@ -388,7 +388,7 @@ done:
     Py_XDECREF(msg);
     Py_XDECREF(context);
     Py_XDECREF(exc);
-    return 0;
+    return rc;
 }
 
 /* ---- running entries -------------------------------------------------- */
@@ -678,7 +678,7 @@ schedule_soon(FLLoop *self, PyObject *callback, PyObject *cargs,
     if (handle == NULL) {
         return NULL;
     }
-    if (self->debug && capture_source_traceback(handle) < 0) {
+    if (self->debug && capture_source_traceback(handle, 2) < 0) {
         Py_DECREF(handle);
         return NULL;
     }
@@ -759,7 +759,8 @@ loop_private_call_soon(FLLoop *self, PyObject *const *args, Py_ssize_t nargs)
 
 static PyObject *
 schedule_timer(FLLoop *self, const char *method, double when,
-               PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+               PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+               int loop_frames)
 {
     PyObject *context;
     if (parse_context_kw(method, args, nargs, kwnames, &context) < 0 ||
@@ -781,7 +782,7 @@ schedule_timer(FLLoop *self, const char *method, double when,
         return NULL;
     }
     timer->when = when;
-    if ((self->debug && capture_source_traceback(timer) < 0) ||
+    if ((self->debug && capture_source_traceback(timer, loop_frames) < 0) ||
         fl_loop_add_timer(self, timer) < 0) {
         Py_DECREF(timer);
         return NULL;
@@ -819,11 +820,16 @@ loop_call_later(FLLoop *self, PyObject *const *args, size_t nargsf,
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     double delay;
+    if (nargs >= 1 && args[0] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "delay must not be None");
+        return NULL;
+    }
     if (parse_time_args("call_later", "delay", args, nargs, &delay) < 0) {
         return NULL;
     }
+    /* call_later -> call_at -> TimerHandle in asyncio: three frames. */
     return schedule_timer(self, "call_later", fl_monotonic() + delay, args,
-                          nargs, kwnames);
+                          nargs, kwnames, 3);
 }
 
 static PyObject *
@@ -835,7 +841,7 @@ loop_call_at(FLLoop *self, PyObject *const *args, size_t nargsf,
     if (parse_time_args("call_at", "when", args, nargs, &when) < 0) {
         return NULL;
     }
-    return schedule_timer(self, "call_at", when, args, nargs, kwnames);
+    return schedule_timer(self, "call_at", when, args, nargs, kwnames, 2);
 }
 
 /* _add_callback(handle): queue an existing handle (asyncio's or ours). */

@@ -48,6 +48,15 @@ fill_state(void)
     IMPORT(iscoroutine, "asyncio.coroutines", "iscoroutine");
     IMPORT(iscoroutinefunction, "asyncio.coroutines", "iscoroutinefunction");
     IMPORT(logger, "asyncio.log", "logger");
+    PyObject *depth = import_attr("asyncio.constants", "DEBUG_STACK_DEPTH");
+    if (depth == NULL) {
+        return -1;
+    }
+    fl_state.debug_stack_depth = PyLong_AsSsize_t(depth);
+    Py_DECREF(depth);
+    if (fl_state.debug_stack_depth == -1 && PyErr_Occurred()) {
+        return -1;
+    }
     INTERN(str_call_exception_handler, "call_exception_handler");
     INTERN(str_message, "message");
     INTERN(str_exception, "exception");

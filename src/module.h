@@ -19,6 +19,7 @@ typedef struct {
     PyObject *iscoroutine;      /* asyncio.coroutines.iscoroutine */
     PyObject *iscoroutinefunction; /* asyncio.iscoroutinefunction */
     PyObject *logger;              /* asyncio.log.logger */
+    Py_ssize_t debug_stack_depth;  /* asyncio.constants.DEBUG_STACK_DEPTH */
     PyObject *str_call_exception_handler;
     PyObject *str_message;
     PyObject *str_exception;

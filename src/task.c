@@ -1145,7 +1145,9 @@ Task_finalize(FLTask *task)
                             task->fut.source_tb) < 0)) {
             PyErr_WriteUnraisable((PyObject *)task);
         } else {
-            fl_call_exception_handler(task->fut.loop, context);
+            if (fl_call_exception_handler(task->fut.loop, context) < 0) {
+                PyErr_WriteUnraisable((PyObject *)task);
+            }
         }
         Py_XDECREF(message);
         Py_XDECREF(context);
