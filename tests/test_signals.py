@@ -399,7 +399,9 @@ def test_loop_interrupted_by_sigint_can_run_again(loop_factory, child_env):
         import asyncio
         loop = {loop_factory.new_loop_source}
         async def wait_forever():
-            print("ready", flush=True)
+            # "ready" comes from a plain callback, so a SIGINT that lands
+            # while it runs interrupts the loop, not the task's coroutine.
+            loop.call_soon(lambda: print("ready", flush=True))
             await loop.create_future()
         task = loop.create_task(wait_forever())
         try:
