@@ -447,3 +447,16 @@ def test_reader_is_called_when_the_peer_closes(loop, sockets):
     loop.run_forever()
     assert received == [b""]
     loop.remove_reader(a.fileno())
+
+
+def test_one_iteration_runs_the_readers_that_are_ready(loop, sockets):
+    # asyncio's idiom for "run one iteration": call_soon(stop), run_forever.
+    # The iteration polls, so a reader whose data is already waiting runs.
+    a, b = sockets
+    calls = []
+    loop.add_reader(a, lambda: calls.append(a.recv(10)))
+    b.send(b"x")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.remove_reader(a)
+    assert calls == [b"x"]
