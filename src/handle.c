@@ -303,31 +303,6 @@ handle_dealloc(FLHandle *self)
 }
 
 static PyObject *
-handle_get_callback(FLHandle *self, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(self->callback ? self->callback : Py_None);
-}
-
-static PyObject *
-handle_get_args(FLHandle *self, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(self->args ? self->args : Py_None);
-}
-
-static PyObject *
-handle_get_loop(FLHandle *self, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(self->loop ? self->loop : Py_None);
-}
-
-static PyObject *
-handle_get_source_traceback(FLHandle *self, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(self->source_traceback ? self->source_traceback
-                                            : Py_None);
-}
-
-static PyObject *
 handle_get_cancelled_attr(FLHandle *self, void *Py_UNUSED(closure))
 {
     return PyBool_FromLong(self->cancelled);
@@ -467,13 +442,18 @@ static PyMethodDef timer_methods[] = {
 };
 
 static PyGetSetDef handle_getset[] = {
-    {"_callback", (getter)handle_get_callback, NULL, NULL, NULL},
-    {"_args", (getter)handle_get_args, NULL, NULL, NULL},
-    {"_loop", (getter)handle_get_loop, NULL, NULL, NULL},
-    {"_source_traceback", (getter)handle_get_source_traceback, NULL, NULL,
-     NULL},
     {"_cancelled", (getter)handle_get_cancelled_attr, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* T_OBJECT members read as None while the field is NULL (cancelled). */
+static PyMemberDef handle_members[] = {
+    {"_callback", T_OBJECT, offsetof(FLHandle, callback), READONLY, NULL},
+    {"_args", T_OBJECT, offsetof(FLHandle, args), READONLY, NULL},
+    {"_loop", T_OBJECT, offsetof(FLHandle, loop), READONLY, NULL},
+    {"_source_traceback", T_OBJECT, offsetof(FLHandle, source_traceback),
+     READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
 };
 
 static PyGetSetDef timer_getset[] = {
@@ -495,6 +475,7 @@ PyTypeObject FLHandle_Type = {
     .tp_weaklistoffset = offsetof(FLHandle, weakreflist),
     .tp_methods = handle_methods,
     .tp_getset = handle_getset,
+    .tp_members = handle_members,
 };
 
 PyTypeObject FLTimerHandle_Type = {
