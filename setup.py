@@ -73,7 +73,7 @@ def find_libev():
 
 
 def compile_args():
-    args = ["-std=c11", "-O2", "-fno-strict-aliasing"]
+    args = ["-std=c11", "-O3", "-fno-strict-aliasing"]
     if os.environ.get("FASTLOOP_WERROR"):
         # The two -Wno- flags are the ones CPython's own build adds to
         # -Wextra: C-API callbacks have fixed signatures, and type slots are

@@ -194,20 +194,6 @@ run_callback_ready(PyObject *pair, PyObject *fut)
     return rc;
 }
 
-/* Checks loop.call_soon() makes before it schedules anything. */
-int
-fl_fast_loop_check(PyObject *op)
-{
-    FLLoop *loop = (FLLoop *)op;
-    if (loop->closed && fl_loop_check_closed(loop) < 0) {
-        return -1;
-    }
-    if (loop->debug && fl_loop_check_thread(loop) < 0) {
-        return -1;
-    }
-    return 0;
-}
-
 static int
 schedule_one(FLFuture *fut, PyObject *fn, PyObject *ctx)
 {
@@ -216,7 +202,7 @@ schedule_one(FLFuture *fut, PyObject *fn, PyObject *ctx)
     }
     if (fut->fast_loop) {
         FLLoop *loop = (FLLoop *)fut->loop;
-        if (fl_fast_loop_check(fut->loop) < 0) {
+        if (fl_loop_check_schedulable(loop) < 0) {
             return -1;
         }
         PyObject *pair = PyTuple_Pack(2, fn, ctx);

@@ -120,10 +120,6 @@ PyObject *fl_future_make_cancelled_error(FLFuture *fut);
  * already done.  0 or -1. */
 int fl_future_add_task_waiter(FLFuture *fut, PyObject *task);
 
-/* What loop.call_soon() checks before scheduling (closed loop; thread in
- * debug mode), for a fastloop Loop.  0 or -1. */
-int fl_fast_loop_check(PyObject *loop);
-
 /* loop.call_soon(fn, arg, context=ctx) for any loop; arg may be NULL. */
 int fl_call_soon_generic(PyObject *loop, PyObject *fn, PyObject *arg,
                          PyObject *ctx);

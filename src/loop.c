@@ -33,10 +33,25 @@ fl_monotonic(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* ---- type check ------------------------------------------------------- */
+
+PyTypeObject *fl_loop_last_subtype;
+
+int
+fl_loop_check_subtype(PyObject *op)
+{
+    PyTypeObject *type = Py_TYPE(op);
+    if (!PyType_IsSubtype(type, &FLLoop_Type)) {
+        return 0;
+    }
+    Py_XSETREF(fl_loop_last_subtype, (PyTypeObject *)Py_NewRef(type));
+    return 1;
+}
+
 /* ---- ready queue ------------------------------------------------------ */
 
-static int
-ready_grow(FLLoop *self)
+int
+fl_loop_ready_grow(FLLoop *self)
 {
     Py_ssize_t new_cap = self->ready_cap ? self->ready_cap * 2 : 64;
     fl_ready_entry *entries = PyMem_Malloc(new_cap * sizeof(fl_ready_entry));
@@ -53,21 +68,6 @@ ready_grow(FLLoop *self)
     self->ready = entries;
     self->ready_cap = new_cap;
     self->ready_head = 0;
-    return 0;
-}
-
-int
-fl_loop_enqueue(FLLoop *self, fl_ready_fn fn, PyObject *a, PyObject *b)
-{
-    if (self->ready_len == self->ready_cap && ready_grow(self) < 0) {
-        return -1;
-    }
-    fl_ready_entry *e = &self->ready[(self->ready_head + self->ready_len) &
-                                     (self->ready_cap - 1)];
-    e->fn = fn;
-    e->a = Py_XNewRef(a);
-    e->b = Py_XNewRef(b);
-    self->ready_len++;
     return 0;
 }
 
@@ -593,22 +593,13 @@ run_once(FLLoop *self)
     self->in_run_batch = 1;
     for (Py_ssize_t i = 0; i < ntodo && self->ready_len > 0; i++) {
         fl_ready_entry e = ready_pop(self);
-        rc = debug ? run_entry_debug(self, &e) : run_entry(self, &e);
-        /* Keep a task in the current-tasks dict only if the next entry of
-         * this batch is another task step, which will replace it. */
-        int next_is_step =
-            rc == 0 && i + 1 < ntodo && self->ready_len > 0 &&
-            fl_task_is_step_fn(self->ready[self->ready_head].fn);
-        if (self->task_left_in_dict && !next_is_step) {
-            PyObject *exc = fl_err_fetch();
-            if (fl_loop_flush_current_task(self) < 0) {
-                if (exc != NULL) {
-                    PyErr_WriteUnraisable((PyObject *)self);
-                } else {
-                    rc = -1;
-                }
-            }
-            fl_err_restore(exc);
+        /* A task step may have left its task in the current-tasks dict for
+         * this entry to replace; anything else must not see it there. */
+        if (self->task_left_in_dict && !fl_task_is_step_fn(e.fn)) {
+            rc = fl_loop_flush_current_task(self);
+        }
+        if (rc == 0) {
+            rc = debug ? run_entry_debug(self, &e) : run_entry(self, &e);
         }
         Py_XDECREF(e.a);
         Py_XDECREF(e.b);
@@ -617,6 +608,17 @@ run_once(FLLoop *self)
         }
     }
     self->in_run_batch = 0;
+    if (self->task_left_in_dict) {
+        PyObject *exc = fl_err_fetch();
+        if (fl_loop_flush_current_task(self) < 0) {
+            if (exc != NULL) {
+                PyErr_WriteUnraisable((PyObject *)self);
+            } else {
+                rc = -1;
+            }
+        }
+        fl_err_restore(exc);
+    }
     return rc;
 }
 

@@ -55,6 +55,7 @@ typedef struct {
     int running;
     int in_run_batch;      /* running the entries of one iteration */
     int task_left_in_dict; /* see fl_loop_flush_current_task() */
+    Py_hash_t hash;        /* hash(loop) once computed, else 0 */
     int stopping;
     int closed;
     int debug;
@@ -69,10 +70,18 @@ typedef struct {
 
 extern PyTypeObject FLLoop_Type;
 
+/* The last subclass of FLLoop_Type that FLLoop_Check met (a strong
+ * reference): in practice fastloop.Loop, whose MRO is long enough that
+ * walking it on every task step shows in the benchmarks. */
+extern PyTypeObject *fl_loop_last_subtype;
+int fl_loop_check_subtype(PyObject *op);
+
 static inline int
 FLLoop_Check(PyObject *op)
 {
-    return PyObject_TypeCheck(op, &FLLoop_Type);
+    PyTypeObject *type = Py_TYPE(op);
+    return type == fl_loop_last_subtype || type == &FLLoop_Type ||
+           fl_loop_check_subtype(op);
 }
 
 /* Between two task steps that run back to back, a fastloop Task leaves
@@ -83,17 +92,41 @@ FLLoop_Check(PyObject *op)
  * entry, so asyncio.current_task() is None there as usual.  0 or -1. */
 int fl_loop_flush_current_task(FLLoop *loop);
 
-/* True for the ready-queue functions that run a fastloop Task step. */
-int fl_task_is_step_fn(fl_ready_fn fn);
+/* The ready-queue functions that run a fastloop Task step (task.c). */
+int fl_task_step_ready(PyObject *task, PyObject *exc);
+int fl_task_wakeup_ready(PyObject *task, PyObject *fut);
+
+static inline int
+fl_task_is_step_fn(fl_ready_fn fn)
+{
+    return fn == fl_task_step_ready || fn == fl_task_wakeup_ready;
+}
 
 /* Monotonic time in seconds, the clock of time.monotonic(). */
 double fl_monotonic(void);
 
+/* Doubles the ready queue's capacity.  0, or -1 with MemoryError set. */
+int fl_loop_ready_grow(FLLoop *loop);
+
 /* Append a C callback to the ready queue; it runs in a later iteration, in
  * FIFO order with call_soon handles.  Takes new references to `a` and `b`
  * (either may be NULL).  Returns 0, or -1 with MemoryError set.  Needs the
- * GIL; safe from any thread that holds it (the loop is woken up). */
-int fl_loop_enqueue(FLLoop *loop, fl_ready_fn fn, PyObject *a, PyObject *b);
+ * GIL; it does not wake a loop blocked in another thread (callers that may
+ * run there do that themselves).  Inline: every task step goes through it. */
+static inline int
+fl_loop_enqueue(FLLoop *self, fl_ready_fn fn, PyObject *a, PyObject *b)
+{
+    if (self->ready_len == self->ready_cap && fl_loop_ready_grow(self) < 0) {
+        return -1;
+    }
+    fl_ready_entry *e = &self->ready[(self->ready_head + self->ready_len) &
+                                     (self->ready_cap - 1)];
+    e->fn = fn;
+    e->a = Py_XNewRef(a);
+    e->b = Py_XNewRef(b);
+    self->ready_len++;
+    return 0;
+}
 
 /* Append a Handle to the ready queue (new reference taken). */
 int fl_loop_enqueue_handle(FLLoop *loop, struct fl_handle *handle);
@@ -115,5 +148,19 @@ int fl_loop_check_closed(FLLoop *loop);
 
 /* Debug-mode check that the caller runs in the loop's thread. */
 int fl_loop_check_thread(FLLoop *loop);
+
+/* What loop.call_soon() checks before scheduling: a closed loop, and the
+ * calling thread in debug mode.  0 or -1. */
+static inline int
+fl_loop_check_schedulable(FLLoop *loop)
+{
+    if (loop->closed && fl_loop_check_closed(loop) < 0) {
+        return -1;
+    }
+    if (loop->debug && fl_loop_check_thread(loop) < 0) {
+        return -1;
+    }
+    return 0;
+}
 
 #endif /* FL_LOOP_H */

@@ -66,6 +66,85 @@ fill_state(void)
     return 0;
 }
 
+/* ---- method tables for subtypes (see fl_merge_methods) ----------------- */
+
+/* Both PyMethodDef and PyGetSetDef start with the entry's name and end with
+ * an entry whose name is NULL. */
+static const char *
+entry_name(const char *entry)
+{
+    return *(const char *const *)entry;
+}
+
+static int
+table_has(const char *table, size_t size, const char *name)
+{
+    for (; entry_name(table) != NULL; table += size) {
+        if (strcmp(entry_name(table), name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* `own`, then the entries of `inherited` that `own` lacks and `keep`
+ * accepts, then the terminating (zeroed) entry. */
+static void *
+merge_tables(const char *own, const char *inherited, size_t size,
+             int (*keep)(const char *entry))
+{
+    size_t n = 1;
+    for (const char *e = own; entry_name(e) != NULL; e += size) {
+        n++;
+    }
+    for (const char *e = inherited; entry_name(e) != NULL; e += size) {
+        n++;
+    }
+    char *merged = PyMem_RawCalloc(n, size);
+    if (merged == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    char *out = merged;
+    for (const char *e = own; entry_name(e) != NULL; e += size, out += size) {
+        memcpy(out, e, size);
+    }
+    for (const char *e = inherited; entry_name(e) != NULL; e += size) {
+        if (!table_has(own, size, entry_name(e)) && keep(e)) {
+            memcpy(out, e, size);
+            out += size;
+        }
+    }
+    return merged;
+}
+
+static int
+keep_instance_method(const char *entry)
+{
+    return !(((const PyMethodDef *)entry)->ml_flags &
+             (METH_CLASS | METH_STATIC));
+}
+
+static int
+keep_any(const char *Py_UNUSED(entry))
+{
+    return 1;
+}
+
+PyMethodDef *
+fl_merge_methods(const PyMethodDef *own, const PyMethodDef *inherited)
+{
+    return merge_tables((const char *)own, (const char *)inherited,
+                        sizeof(PyMethodDef), keep_instance_method);
+}
+
+PyGetSetDef *
+fl_merge_getset(const PyGetSetDef *own, const PyGetSetDef *inherited)
+{
+    return merge_tables((const char *)own, (const char *)inherited,
+                        sizeof(PyGetSetDef), keep_any);
+}
+
 static struct PyModuleDef fl_module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "fastloop._core",

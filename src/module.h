@@ -39,6 +39,18 @@ int fl_io_init(PyObject *module);
 int fl_future_init(PyObject *module);
 int fl_task_init(PyObject *module);
 
+/* A method table made of `own` followed by every entry of `inherited` whose
+ * name `own` does not define (class methods excepted), so that a subtype
+ * can carry its base's methods as its own descriptors.  A call through a
+ * descriptor of the object's exact type skips the subtype check that an
+ * inherited one costs on every call.  The tables live as long as the
+ * process; NULL with MemoryError on failure. */
+PyMethodDef *fl_merge_methods(const PyMethodDef *own,
+                              const PyMethodDef *inherited);
+/* The same for getset tables. */
+PyGetSetDef *fl_merge_getset(const PyGetSetDef *own,
+                             const PyGetSetDef *inherited);
+
 /* The current exception as one object (NULL if none), and its inverse:
  * PyErr_GetRaisedException/SetRaisedException on 3.12+, built from
  * PyErr_Fetch/Restore on 3.11. */

@@ -23,16 +23,74 @@ static int task_cancel(FLTask *task, PyObject *msg);
 /* ------------------------------------------------------------------ */
 /* Registration with asyncio                                           */
 
-static int
-enter_task(PyObject *loop, PyObject *task)
+/* hash(loop), the key of every _current_tasks operation: cached on a
+ * fastloop loop (`fl` non-NULL), whose hash cannot change.  -1 with an
+ * exception set on failure. */
+static inline Py_hash_t
+loop_key_hash(PyObject *loop, FLLoop *fl)
 {
-    if (FLLoop_Check(loop) && ((FLLoop *)loop)->task_left_in_dict) {
+    if (fl == NULL) {
+        return PyObject_Hash(loop);
+    }
+    if (fl->hash == 0) {
+        Py_hash_t hash = PyObject_Hash(loop);
+        if (hash == -1) {
+            return -1;
+        }
+        fl->hash = hash;
+    }
+    return fl->hash;
+}
+
+/* _current_tasks[loop] (borrowed; NULL with or without an exception) and
+ * _current_tasks[loop] = task, with the key's hash known.  asyncio's C Task
+ * uses the same calls; where a Python version no longer exports them the
+ * public ones do the same. */
+static PyObject *
+current_tasks_get(PyObject *loop, Py_hash_t hash)
+{
+#if PY_VERSION_HEX < 0x030E0000
+    return _PyDict_GetItem_KnownHash(fl_fstate.current_tasks, loop, hash);
+#else
+    (void)hash;
+    return PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
+#endif
+}
+
+static int
+current_tasks_set(PyObject *loop, Py_hash_t hash, PyObject *task)
+{
+#if PY_VERSION_HEX < 0x030D0000
+    return _PyDict_SetItem_KnownHash(fl_fstate.current_tasks, loop, task,
+                                     hash);
+#else
+    (void)hash;
+    return PyDict_SetItem(fl_fstate.current_tasks, loop, task);
+#endif
+}
+
+/* The task's loop as a fastloop Loop, or NULL for a foreign loop. */
+static inline FLLoop *
+task_fast_loop(FLTask *task)
+{
+    return task->fut.fast_loop ? (FLLoop *)task->fut.loop : NULL;
+}
+
+/* `fl` is `loop` when it is a fastloop Loop, else NULL. */
+static int
+enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
+{
+    Py_hash_t hash = loop_key_hash(loop, fl);
+    if (hash == -1) {
+        return -1;
+    }
+    if (fl != NULL && fl->task_left_in_dict) {
         /* The previous step's task is still there: replace it (see
          * fl_loop_flush_current_task). */
-        ((FLLoop *)loop)->task_left_in_dict = 0;
-        return PyDict_SetItem(fl_fstate.current_tasks, loop, task);
+        fl->task_left_in_dict = 0;
+        return current_tasks_set(loop, hash, (PyObject *)task);
     }
-    PyObject *cur = PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
+    PyObject *cur = current_tasks_get(loop, hash);
     if (cur != NULL) {
         PyErr_Format(PyExc_RuntimeError,
                      "Cannot enter into task %R while another task %R is "
@@ -43,14 +101,18 @@ enter_task(PyObject *loop, PyObject *task)
     if (PyErr_Occurred()) {
         return -1;
     }
-    return PyDict_SetItem(fl_fstate.current_tasks, loop, task);
+    return current_tasks_set(loop, hash, (PyObject *)task);
 }
 
 static int
-leave_task(PyObject *loop, PyObject *task, int may_defer)
+leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
 {
-    PyObject *cur = PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
-    if (cur != task) {
+    Py_hash_t hash = loop_key_hash(loop, fl);
+    if (hash == -1) {
+        return -1;
+    }
+    PyObject *cur = current_tasks_get(loop, hash);
+    if (cur != (PyObject *)task) {
         if (cur == NULL && PyErr_Occurred()) {
             return -1;
         }
@@ -59,8 +121,8 @@ leave_task(PyObject *loop, PyObject *task, int may_defer)
                      task, cur ? cur : Py_None);
         return -1;
     }
-    if (may_defer && FLLoop_Check(loop) && ((FLLoop *)loop)->in_run_batch) {
-        ((FLLoop *)loop)->task_left_in_dict = 1;
+    if (may_defer && fl != NULL && fl->in_run_batch) {
+        fl->task_left_in_dict = 1;
         return 0;
     }
     return PyDict_DelItem(fl_fstate.current_tasks, loop);
@@ -95,7 +157,7 @@ static PyMethodDef wakeup_def = {"task_wakeup", (PyCFunction)Task_wakeup_meth,
 /* Runs `action(task, arg)` from the fastloop ready queue inside the task's
  * context; an error is reported from inside that context too, as asyncio
  * does, naming the step as `what`. */
-static int
+static inline Py_ALWAYS_INLINE int
 run_in_task_context(PyObject *task, PyObject *arg,
                     int (*action)(FLTask *, PyObject *), const char *what)
 {
@@ -117,22 +179,16 @@ run_in_task_context(PyObject *task, PyObject *arg,
     return rc;
 }
 
-static int
-task_step_ready(PyObject *task, PyObject *exc)
+int
+fl_task_step_ready(PyObject *task, PyObject *exc)
 {
     return run_in_task_context(task, exc, task_step, "Task.__step()");
 }
 
-static int
-task_wakeup_ready(PyObject *task, PyObject *fut)
+int
+fl_task_wakeup_ready(PyObject *task, PyObject *fut)
 {
     return run_in_task_context(task, fut, task_wakeup, "Task.__wakeup()");
-}
-
-int
-fl_task_is_step_fn(fl_ready_fn fn)
-{
-    return fn == task_step_ready || fn == task_wakeup_ready;
 }
 
 /* loop.call_soon(self.__step, exc, context=self._context) */
@@ -141,10 +197,10 @@ task_call_step_soon(FLTask *task, PyObject *exc)
 {
     PyObject *loop = task->fut.loop;
     if (task->fut.fast_loop) {
-        if (fl_fast_loop_check(loop) < 0) {
+        if (fl_loop_check_schedulable((FLLoop *)loop) < 0) {
             return -1;
         }
-        return fl_loop_enqueue((FLLoop *)loop, task_step_ready,
+        return fl_loop_enqueue((FLLoop *)loop, fl_task_step_ready,
                                (PyObject *)task, exc);
     }
     PyObject *meth = PyCFunction_New(&step_def, (PyObject *)task);
@@ -182,10 +238,10 @@ int
 fl_task_schedule_wakeup(PyObject *task, FLFuture *fut)
 {
     if (fut->fast_loop) {
-        if (fl_fast_loop_check(fut->loop) < 0) {
+        if (fl_loop_check_schedulable((FLLoop *)fut->loop) < 0) {
             return -1;
         }
-        return fl_loop_enqueue((FLLoop *)fut->loop, task_wakeup_ready, task,
+        return fl_loop_enqueue((FLLoop *)fut->loop, fl_task_wakeup_ready, task,
                                (PyObject *)fut);
     }
     PyObject *meth = PyCFunction_New(&wakeup_def, task);
@@ -263,6 +319,12 @@ task_handle_yield(FLTask *task, PyObject *result)
     PyObject *self = (PyObject *)task;
     int rc;
 
+    if (result == Py_None) {
+        /* Bare yield relinquishes control for one event loop iteration. */
+        Py_DECREF(result);
+        return task_call_step_soon(task, NULL);
+    }
+
     if (FLFuture_CheckExact(result) || FLTask_CheckExact(result)) {
         FLFuture *fut = (FLFuture *)result;
         if (fut->loop != task->fut.loop) {
@@ -299,12 +361,6 @@ task_handle_yield(FLTask *task, PyObject *result)
         }
         Py_XDECREF(result);
         return rc;
-    }
-
-    if (result == Py_None) {
-        /* Bare yield relinquishes control for one event loop iteration. */
-        Py_DECREF(result);
-        return task_call_step_soon(task, NULL);
     }
 
     PyObject *blocking;
@@ -486,13 +542,16 @@ task_step(FLTask *task, PyObject *exc)
     }
     Py_CLEAR(task->fut_waiter);
 
+    /* Held across the step: the coroutine may drop the last other reference
+     * to the task, or even re-initialise it. */
     PyObject *loop = Py_NewRef(task->fut.loop);
-    Py_INCREF(task); /* the coroutine may drop the last other reference */
-    int rc = enter_task(loop, (PyObject *)task);
+    FLLoop *fl = task_fast_loop(task);
+    Py_INCREF(task);
+    int rc = enter_task(task, loop, fl);
     if (rc == 0) {
         rc = task_step_run(task, exc);
         PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
-        if (leave_task(loop, (PyObject *)task, rc == 0) < 0) {
+        if (leave_task(task, loop, fl, rc == 0) < 0) {
             if (err != NULL) {
                 PyErr_WriteUnraisable((PyObject *)task);
             }
@@ -1192,6 +1251,15 @@ PyTypeObject FLTask_Type = {
 int
 fl_task_init(PyObject *module)
 {
+    /* Like asyncio's C Task: Future's methods and attributes become Task's
+     * own descriptors, which gather() and friends call on every task. */
+    FLTask_Type.tp_methods =
+        fl_merge_methods(Task_methods, FLFuture_Type.tp_methods);
+    FLTask_Type.tp_getset =
+        fl_merge_getset(Task_getset, FLFuture_Type.tp_getset);
+    if (FLTask_Type.tp_methods == NULL || FLTask_Type.tp_getset == NULL) {
+        return -1;
+    }
     if (PyType_Ready(&FLTask_Type) < 0) {
         return -1;
     }
