@@ -56,6 +56,9 @@ typedef struct {
     int in_run_batch;      /* running the entries of one iteration */
     int task_left_in_dict; /* see fl_loop_flush_current_task() */
     Py_hash_t hash;        /* hash(loop) once computed, else 0 */
+    /* 3.11: _current_tasks' PEP 509 version right after a task step of this
+     * loop stored its task there (see task.c, leave_task). */
+    uint64_t current_tasks_version;
     int stopping;
     int closed;
     int debug;

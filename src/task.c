@@ -77,6 +77,36 @@ task_fast_loop(FLTask *task)
 }
 
 /* `fl` is `loop` when it is a fastloop Loop, else NULL. */
+/* Has _current_tasks changed since this loop's last enter_task()?  On 3.11
+ * the dict's PEP 509 version answers for free, so leaving a task skips the
+ * lookup that checks the entry is still ours; later versions deprecate the
+ * version tag (PEP 699) and always look. */
+static inline void
+remember_current_tasks_version(FLLoop *fl)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (fl != NULL) {
+        fl->current_tasks_version =
+            ((PyDictObject *)fl_fstate.current_tasks)->ma_version_tag;
+    }
+#else
+    (void)fl;
+#endif
+}
+
+static inline int
+current_tasks_unchanged(FLLoop *fl)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    return fl != NULL &&
+           fl->current_tasks_version ==
+               ((PyDictObject *)fl_fstate.current_tasks)->ma_version_tag;
+#else
+    (void)fl;
+    return 0;
+#endif
+}
+
 static int
 enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
 {
@@ -88,20 +118,24 @@ enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
         /* The previous step's task is still there: replace it (see
          * fl_loop_flush_current_task). */
         fl->task_left_in_dict = 0;
-        return current_tasks_set(loop, hash, (PyObject *)task);
+    } else {
+        PyObject *cur = current_tasks_get(loop, hash);
+        if (cur != NULL) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "Cannot enter into task %R while another task %R "
+                         "is being executed.",
+                         task, cur);
+            return -1;
+        }
+        if (PyErr_Occurred()) {
+            return -1;
+        }
     }
-    PyObject *cur = current_tasks_get(loop, hash);
-    if (cur != NULL) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "Cannot enter into task %R while another task %R is "
-                     "being executed.",
-                     task, cur);
+    if (current_tasks_set(loop, hash, (PyObject *)task) < 0) {
         return -1;
     }
-    if (PyErr_Occurred()) {
-        return -1;
-    }
-    return current_tasks_set(loop, hash, (PyObject *)task);
+    remember_current_tasks_version(fl);
+    return 0;
 }
 
 static int
@@ -111,7 +145,9 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
     if (hash == -1) {
         return -1;
     }
-    PyObject *cur = current_tasks_get(loop, hash);
+    PyObject *cur = current_tasks_unchanged(fl)
+                        ? (PyObject *)task
+                        : current_tasks_get(loop, hash);
     if (cur != (PyObject *)task) {
         if (cur == NULL && PyErr_Occurred()) {
             return -1;

@@ -526,6 +526,30 @@ def test_no_current_task_after_the_loop_stops_between_steps(impl):
     impl.loop.run_until_complete(asyncio.wait(tasks))
 
 
+def test_a_step_that_replaces_its_current_task_entry_is_reported(impl):
+    contexts = []
+
+    def handler(loop, context):
+        contexts.append(context)
+        # Undo the damage so that the task's next step can enter.
+        asyncio.tasks._current_tasks.pop(loop, None)
+
+    impl.loop.set_exception_handler(handler)
+    impostor = impl.future()
+
+    async def meddle():
+        asyncio.tasks._current_tasks[impl.loop] = impostor
+        await asyncio.sleep(0)
+        return "done"
+
+    task = impl.Task(meddle(), loop=impl.loop)
+    assert impl.loop.run_until_complete(task) == "done"
+    [context] = contexts
+    assert isinstance(context["exception"], RuntimeError)
+    assert "does not match the current task" in str(context["exception"])
+    assert asyncio.current_task(impl.loop) is None
+
+
 def test_all_tasks_includes_pending_tasks(impl):
     fut = impl.future()
 
