@@ -37,6 +37,8 @@ build: $(STAMP)
 
 test: build
 	$(VPY) -m pytest -q tests
+	@echo "=== the same with libev's per-fd watchers (FASTLOOP_IO_BACKEND=libev) ==="
+	FASTLOOP_IO_BACKEND=libev $(VPY) -m pytest -q tests
 
 compat: build
 	$(VPY) tests/cpython/run.py

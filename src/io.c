@@ -1,17 +1,34 @@
-/* io.c: add_reader/add_writer and friends on libev io watchers.
+/* io.c: add_reader/add_writer and friends: which fds are watched, and
+ * how their readiness reaches the ready queue.
  *
- * Each watched fd gets one fl_io_watch holding a read and a write ev_io and
- * the Handle each queues when libev reports the fd ready.  Watches live in
- * an array indexed by fd, so lookup is O(1).  Semantics follow asyncio's
- * selector loop: level-triggered; a replaced handle is cancelled; a
- * cancelled handle found ready is unregistered instead of run.
+ * Each watched fd gets one fl_io_watch holding the Handle to queue when the
+ * fd is readable and the one for writable.  Watches live in an array
+ * indexed by fd, so lookup is O(1).  Semantics follow asyncio's selector
+ * loop: level-triggered; a replaced handle is cancelled; a cancelled handle
+ * found ready is unregistered instead of run.
+ *
+ * Two backends report readiness:
+ *  - epoll (Linux): fastloop keeps its own epoll set of the watched fds.
+ *    libev watches that set's fd like any other fd, so a blocking poll is
+ *    still libev's; but a loop that polls without blocking (it has work
+ *    queued, or its last poll found events) reads the set directly, without
+ *    a libev pass, which costs more than the rest of such an iteration.
+ *  - libev: one ev_io per fd and direction, for systems without epoll, or
+ *    when FASTLOOP_IO_BACKEND=libev (tests run both).
  */
 #include "io.h"
 #include "handle.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#define FL_HAVE_EPOLL 1
+#endif
 
 static PyObject *str_ensure_fd_no_transport; /* "_ensure_fd_no_transport" */
 
@@ -71,39 +88,320 @@ check_pollable(int fd)
 }
 
 static fl_io_watch *
-lookup_watch(FLLoop *loop, int fd)
+watch_for_fd(FLLoop *loop, int fd)
 {
-    if (fd < loop->io_cap) {
+    if (fd >= 0 && fd < loop->io_cap) {
         return loop->io[fd];
     }
     return NULL;
 }
 
+/* The handle a watch queues for one direction, and its slot. */
+static PyObject **
+handle_slot(fl_io_watch *watch, int is_read)
+{
+    return is_read ? &watch->reader : &watch->writer;
+}
+
+/* Queues the handle of `watch` for a ready direction.  A cancelled handle
+ * is dropped instead: asyncio unregisters it the first time its fd is
+ * ready.  1 when a handle was dropped (the registration must follow), 0,
+ * or -1 with MemoryError set. */
+static inline int
+queue_or_drop(FLLoop *loop, fl_io_watch *watch, int is_read)
+{
+    PyObject **slot = handle_slot(watch, is_read);
+    if (*slot == NULL) {
+        return 0;
+    }
+    if (((FLHandle *)*slot)->cancelled) {
+        Py_CLEAR(*slot);
+        return 1;
+    }
+    return fl_loop_enqueue_handle(loop, (FLHandle *)*slot);
+}
+
 static void
-io_ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
+release_watch_if_idle(FLLoop *loop, fl_io_watch *watch)
+{
+    if (watch->reader == NULL && watch->writer == NULL) {
+        loop->io[watch->fd] = NULL;
+        PyMem_Free(watch);
+    }
+}
+
+/* ---- libev backend: one ev_io per fd and direction ------------------- */
+
+static int apply_interest(FLLoop *loop, fl_io_watch *watch);
+
+static void
+libev_ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
 {
     fl_io_watch *watch = w->data;
     FLLoop *loop = watch->loop;
-    int is_read = w == &watch->rio;
-    PyObject *handle = is_read ? watch->reader : watch->writer;
-    if (handle == NULL) {
-        return;
+    int rc = queue_or_drop(loop, watch, w == &watch->rio);
+    if (rc > 0) {
+        rc = apply_interest(loop, watch);
+        release_watch_if_idle(loop, watch);
     }
-    if (((FLHandle *)handle)->cancelled) {
-        /* asyncio unregisters a cancelled handle the first time its fd is
-         * ready. */
-        ev_io_stop(evloop, w);
-        if (is_read) {
-            Py_CLEAR(watch->reader);
-        } else {
-            Py_CLEAR(watch->writer);
-        }
-        return;
-    }
-    if (fl_loop_enqueue_handle(loop, (FLHandle *)handle) < 0) {
-        /* MemoryError stays set; the run loop checks after the poll. */
+    if (rc < 0) {
+        /* The exception stays set; the run loop checks after the poll. */
         ev_break(evloop, EVBREAK_ONE);
     }
+}
+
+/* Starts the watcher of each direction that has a handle, stops the
+ * others.  `rearm` restarts running ones too: libev then registers the fd
+ * afresh, in case its number was closed and reused meanwhile. */
+static void
+libev_apply(FLLoop *loop, fl_io_watch *watch, int rearm)
+{
+    ev_io *watchers[2] = {&watch->rio, &watch->wio};
+    PyObject *handles[2] = {watch->reader, watch->writer};
+    for (int i = 0; i < 2; i++) {
+        ev_io *w = watchers[i];
+        if (handles[i] == NULL || rearm) {
+            ev_io_stop(loop->evloop, w);
+        }
+        if (handles[i] != NULL && !ev_is_active(w)) {
+            ev_io_set(w, watch->fd, i == 0 ? EV_READ : EV_WRITE);
+            ev_io_start(loop->evloop, w);
+        }
+    }
+}
+
+/* ---- epoll backend: fastloop's own epoll set --------------------------
+ *
+ * Each registration's data holds the fd and a tag unique to that
+ * registration.  The tag catches the one case epoll gets wrong: an fd
+ * closed while another descriptor still refers to its file (a dup, a
+ * child process) stays in the set under its old number, and once the
+ * number is reused its events would look like the new file's.  An event
+ * whose tag is not the watch's current one means that happened; the set is
+ * then rebuilt from the watch table (libev does the same). */
+
+#ifdef FL_HAVE_EPOLL
+
+static uint64_t
+epoll_data(int fd, uint32_t tag)
+{
+    return (uint64_t)(uint32_t)fd | ((uint64_t)tag << 32);
+}
+
+/* (Re)registers the watch with the interest its handles want.  0, or -1
+ * with OSError set. */
+static int
+epoll_apply(FLLoop *loop, fl_io_watch *watch)
+{
+    uint32_t want =
+        (watch->reader ? EPOLLIN : 0) | (watch->writer ? EPOLLOUT : 0);
+    if (want == 0) {
+        if (watch->epoll_tag != 0) {
+            watch->epoll_tag = 0;
+            loop->epoll_nregistered--;
+            /* ENOENT, EBADF: the fd was closed, which unregistered it. */
+            if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, watch->fd, NULL) < 0 &&
+                errno != ENOENT && errno != EBADF) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                return -1;
+            }
+        }
+        return 0;
+    }
+    struct epoll_event ev = {.events = want};
+    if (watch->epoll_tag != 0) {
+        ev.data.u64 = epoll_data(watch->fd, watch->epoll_tag);
+        if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, watch->fd, &ev) == 0) {
+            return 0;
+        }
+        if (errno != ENOENT) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        /* Closed and reused since it was registered: register afresh. */
+        watch->epoll_tag = 0;
+        loop->epoll_nregistered--;
+    }
+    uint32_t tag = ++loop->epoll_last_tag;
+    if (tag == 0) {
+        tag = ++loop->epoll_last_tag;
+    }
+    ev.data.u64 = epoll_data(watch->fd, tag);
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, watch->fd, &ev) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    watch->epoll_tag = tag;
+    loop->epoll_nregistered++;
+    return 0;
+}
+
+static void epoll_set_ready_cb(struct ev_loop *evloop, ev_io *w, int revents);
+
+/* Replaces the epoll set by a new one holding every watch (see above). */
+static int
+epoll_rebuild(FLLoop *loop)
+{
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    ev_io_stop(loop->evloop, &loop->epoll_watcher);
+    close(loop->epfd);
+    loop->epfd = epfd;
+    ev_io_set(&loop->epoll_watcher, epfd, EV_READ);
+    ev_io_start(loop->evloop, &loop->epoll_watcher);
+    loop->epoll_nregistered = 0;
+    for (Py_ssize_t fd = 0; fd < loop->io_cap; fd++) {
+        fl_io_watch *watch = loop->io[fd];
+        if (watch != NULL) {
+            watch->epoll_tag = 0;
+            if (epoll_apply(loop, watch) < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* How libev reads an epoll event: errors and hang-ups wake both sides, so
+ * that a callback finds out by reading or writing. */
+static void
+ready_directions(uint32_t events, int *read, int *write)
+{
+    *read = (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0;
+    *write = (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0;
+}
+
+/* Queues the handles of the fds that are ready now, in asyncio's order:
+ * as epoll lists them, a reader before a writer.  0, or -1 with an
+ * exception set. */
+static inline Py_ALWAYS_INLINE int
+epoll_dispatch(FLLoop *loop)
+{
+    if (loop->epoll_nregistered == 0) {
+        return 0;
+    }
+    if (loop->epoll_events_cap < loop->epoll_nregistered) {
+        int cap = loop->epoll_nregistered < 64 ? 64 : loop->epoll_nregistered;
+        struct epoll_event *events =
+            PyMem_Realloc(loop->epoll_events, cap * sizeof(*events));
+        if (events == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        loop->epoll_events = events;
+        loop->epoll_events_cap = cap;
+    }
+    int n =
+        epoll_wait(loop->epfd, loop->epoll_events, loop->epoll_events_cap, 0);
+    if (n < 0) {
+        if (errno == EINTR) {
+            return 0;
+        }
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    int stale = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t data = loop->epoll_events[i].data.u64;
+        fl_io_watch *watch = watch_for_fd(loop, (int)(uint32_t)data);
+        if (watch == NULL || watch->epoll_tag != (uint32_t)(data >> 32)) {
+            stale = 1;
+            continue;
+        }
+        int read, write, dropped = 0, rc = 0;
+        ready_directions(loop->epoll_events[i].events, &read, &write);
+        if (read) {
+            rc = queue_or_drop(loop, watch, 1);
+            dropped |= rc > 0;
+        }
+        if (write && rc >= 0) {
+            rc = queue_or_drop(loop, watch, 0);
+            dropped |= rc > 0;
+        }
+        if (dropped && rc >= 0) {
+            rc = epoll_apply(loop, watch);
+            release_watch_if_idle(loop, watch);
+        }
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return stale ? epoll_rebuild(loop) : 0;
+}
+
+/* libev found the epoll set readable during a blocking poll. */
+static void
+epoll_set_ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
+{
+    FLLoop *loop = ev_userdata(evloop);
+    if (epoll_dispatch(loop) < 0) {
+        ev_break(evloop, EVBREAK_ONE);
+    }
+}
+
+static int
+epoll_open(FLLoop *loop)
+{
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    ev_io_init(&loop->epoll_watcher, epoll_set_ready_cb, loop->epfd, EV_READ);
+    ev_io_start(loop->evloop, &loop->epoll_watcher);
+    return 0;
+}
+
+#endif /* FL_HAVE_EPOLL */
+
+/* ---- both backends ---------------------------------------------------- */
+
+/* Makes the backend watch each direction of `watch` that has a handle, and
+ * only those.  0, or -1 with OSError set. */
+static int
+apply_interest(FLLoop *loop, fl_io_watch *watch)
+{
+#ifdef FL_HAVE_EPOLL
+    if (loop->epfd >= 0) {
+        return epoll_apply(loop, watch);
+    }
+#endif
+    libev_apply(loop, watch, 0);
+    return 0;
+}
+
+int
+fl_io_open(FLLoop *loop)
+{
+    loop->epfd = -1;
+#ifdef FL_HAVE_EPOLL
+    const char *backend = getenv("FASTLOOP_IO_BACKEND");
+    if (backend == NULL || strcmp(backend, "libev") != 0) {
+        return epoll_open(loop);
+    }
+#endif
+    return 0;
+}
+
+PyObject *
+fl_io_backend_name(FLLoop *loop, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(loop->epfd >= 0 ? "epoll" : "libev");
+}
+
+int
+fl_io_poll_nowait(FLLoop *loop)
+{
+#ifdef FL_HAVE_EPOLL
+    if (loop->epfd >= 0) {
+        return epoll_dispatch(loop);
+    }
+#endif
+    ev_run(loop->evloop, EVRUN_NOWAIT);
+    return PyErr_Occurred() ? -1 : 0;
 }
 
 static fl_io_watch *
@@ -135,22 +433,13 @@ ensure_watch(FLLoop *loop, int fd)
         }
         watch->loop = loop;
         watch->fd = fd;
-        ev_io_init(&watch->rio, io_ready_cb, fd, EV_READ);
-        ev_io_init(&watch->wio, io_ready_cb, fd, EV_WRITE);
+        ev_io_init(&watch->rio, libev_ready_cb, fd, EV_READ);
+        ev_io_init(&watch->wio, libev_ready_cb, fd, EV_WRITE);
         watch->rio.data = watch;
         watch->wio.data = watch;
         loop->io[fd] = watch;
     }
     return watch;
-}
-
-static void
-release_watch_if_idle(FLLoop *loop, fl_io_watch *watch)
-{
-    if (watch->reader == NULL && watch->writer == NULL) {
-        loop->io[watch->fd] = NULL;
-        PyMem_Free(watch);
-    }
 }
 
 /* Shared body of _add_reader/_add_writer.  Returns the new Handle. */
@@ -189,14 +478,28 @@ add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
         Py_DECREF(handle);
         return NULL;
     }
-    ev_io *w = is_read ? &watch->rio : &watch->wio;
-    PyObject **slot = is_read ? &watch->reader : &watch->writer;
+    PyObject **slot = handle_slot(watch, is_read);
     PyObject *old = *slot;
     *slot = Py_NewRef((PyObject *)handle);
-    /* Re-arm: the fd number may have been closed and reused meanwhile. */
-    ev_io_stop(loop->evloop, w);
-    ev_io_set(w, fd, is_read ? EV_READ : EV_WRITE);
-    ev_io_start(loop->evloop, w);
+    /* Registered afresh either way: the fd number may have been closed and
+     * reused since the last registration. */
+    int rc;
+#ifdef FL_HAVE_EPOLL
+    if (loop->epfd >= 0) {
+        rc = epoll_apply(loop, watch);
+    } else
+#endif
+    {
+        libev_apply(loop, watch, 1);
+        rc = 0;
+    }
+    if (rc < 0) {
+        /* Leave things as they were. */
+        Py_SETREF(*slot, old);
+        release_watch_if_idle(loop, watch);
+        Py_DECREF(handle);
+        return NULL;
+    }
     if (old != NULL) {
         fl_handle_cancel((FLHandle *)old);
         Py_DECREF(old);
@@ -215,21 +518,23 @@ remove_watch(FLLoop *loop, PyObject *fileobj, int is_read)
     if (fd < 0) {
         return NULL;
     }
-    fl_io_watch *watch = lookup_watch(loop, fd);
+    fl_io_watch *watch = watch_for_fd(loop, fd);
     if (watch == NULL) {
         Py_RETURN_FALSE;
     }
-    PyObject **slot = is_read ? &watch->reader : &watch->writer;
-    ev_io_stop(loop->evloop, is_read ? &watch->rio : &watch->wio);
+    PyObject **slot = handle_slot(watch, is_read);
     PyObject *old = *slot;
     *slot = NULL;
+    int rc = apply_interest(loop, watch);
     release_watch_if_idle(loop, watch);
-    if (old == NULL) {
-        Py_RETURN_FALSE;
+    if (old != NULL) {
+        fl_handle_cancel((FLHandle *)old);
+        Py_DECREF(old);
     }
-    fl_handle_cancel((FLHandle *)old);
-    Py_DECREF(old);
-    Py_RETURN_TRUE;
+    if (rc < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(old != NULL);
 }
 
 /* The public methods refuse fds owned by a transport, as asyncio does. */
@@ -320,7 +625,7 @@ fl_io_events(FLLoop *loop, PyObject *fileobj)
     if (fd < 0) {
         return NULL;
     }
-    fl_io_watch *watch = lookup_watch(loop, fd);
+    fl_io_watch *watch = watch_for_fd(loop, fd);
     long mask = 0;
     if (watch != NULL) {
         mask = (watch->reader ? 1 : 0) | (watch->writer ? 2 : 0);
@@ -336,6 +641,9 @@ fl_io_clear_all(FLLoop *loop)
         if (watch == NULL) {
             continue;
         }
+        /* The epoll set goes with its fd (fl_io_close); removing fds from
+         * it one by one would also remove them for a forked child's parent,
+         * which shares the set. */
         if (loop->evloop != NULL) {
             ev_io_stop(loop->evloop, &watch->rio);
             ev_io_stop(loop->evloop, &watch->wio);
@@ -345,6 +653,25 @@ fl_io_clear_all(FLLoop *loop)
         Py_XDECREF(watch->writer);
         PyMem_Free(watch);
     }
+}
+
+void
+fl_io_close(FLLoop *loop)
+{
+    fl_io_clear_all(loop);
+#ifdef FL_HAVE_EPOLL
+    if (loop->epfd >= 0) {
+        if (loop->evloop != NULL) {
+            ev_io_stop(loop->evloop, &loop->epoll_watcher);
+        }
+        close(loop->epfd);
+        loop->epfd = -1;
+        loop->epoll_nregistered = 0;
+    }
+    PyMem_Free(loop->epoll_events);
+    loop->epoll_events = NULL;
+    loop->epoll_events_cap = 0;
+#endif
 }
 
 int

@@ -1,9 +1,10 @@
-/* io.h: add_reader/add_writer, file descriptors watched with ev_io.
+/* io.h: add_reader/add_writer: watched file descriptors.
  *
- * io.c owns one fl_io_watch per watched fd (a read and a write watcher and
- * the Handle each one queues when its fd is ready) and the Loop methods
- * that manage them.  The sock_* coroutines and transports are asyncio's
- * selector ones, built on these methods (see fastloop/_loop.py).
+ * io.c owns one fl_io_watch per watched fd (the Handle to queue when it is
+ * readable and the one for writable), the backend that reports readiness
+ * (fastloop's own epoll set, or libev's ev_io watchers), and the Loop
+ * methods that manage them.  The sock_* coroutines and transports are
+ * asyncio's selector ones, built on these methods (see fastloop/_loop.py).
  */
 #ifndef FL_IO_H
 #define FL_IO_H
@@ -11,15 +12,31 @@
 #include "loop.h"
 
 typedef struct fl_io_watch {
-    ev_io rio;
-    ev_io wio;
+    ev_io rio;        /* libev backend */
+    ev_io wio;        /* libev backend */
     PyObject *reader; /* Handle or NULL */
     PyObject *writer; /* Handle or NULL */
     FLLoop *loop;     /* borrowed: the loop owns this struct */
     int fd;
+    uint32_t epoll_tag; /* epoll backend: registration tag, 0 if none */
 } fl_io_watch;
 
-/* Stops every watcher and drops its handles (close and dealloc). */
+/* Sets up the loop's I/O backend (after its libev loop exists).  0, or -1
+ * with OSError set. */
+int fl_io_open(FLLoop *loop);
+
+/* A poll that does not block: queues the handles of the fds ready now.
+ * With the epoll backend this reads fastloop's epoll set and involves no
+ * libev pass.  0, or -1 with an exception set. */
+int fl_io_poll_nowait(FLLoop *loop);
+
+/* Loop._io_backend: "epoll" or "libev". */
+PyObject *fl_io_backend_name(FLLoop *loop, void *closure);
+
+/* Drops every watch and its handles, then the backend (close, dealloc). */
+void fl_io_close(FLLoop *loop);
+
+/* Drops every watch and its handles (tp_clear). */
 void fl_io_clear_all(FLLoop *loop);
 int fl_io_traverse(FLLoop *loop, visitproc visit, void *arg);
 

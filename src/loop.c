@@ -71,12 +71,6 @@ fl_loop_ready_grow(FLLoop *self)
     return 0;
 }
 
-int
-fl_loop_enqueue_handle(FLLoop *self, FLHandle *handle)
-{
-    return fl_loop_enqueue(self, NULL, (PyObject *)handle, NULL);
-}
-
 /* Pops the oldest entry; the caller owns its references. */
 static inline fl_ready_entry
 ready_pop(FLLoop *self)
@@ -410,7 +404,7 @@ run_foreign_handle(PyObject *handle, PyObject *Py_UNUSED(unused))
 
 /* Runs one entry.  Returns -1 only for exceptions that must leave the
  * loop (SystemExit, KeyboardInterrupt); everything else is reported. */
-static int
+static inline Py_ALWAYS_INLINE int
 run_entry(FLLoop *self, fl_ready_entry *e)
 {
     if (e->fn == NULL) {
@@ -506,16 +500,18 @@ invoke_pending(struct ev_loop *evloop)
     }
 }
 
-/* Polls libev once.  timeout < 0 waits until an event arrives. */
-static void
+/* Polls once.  timeout < 0 waits until an event arrives.  Returns 1 when
+ * the poll may have blocked (the GIL was released), 0 when it did not, -1
+ * with an exception set. */
+static int
 poll_events(FLLoop *self, double timeout)
 {
     if (timeout == 0.0) {
         Py_ssize_t before = self->ready_len;
         self->poll_may_block = 0;
-        ev_run(self->evloop, EVRUN_NOWAIT);
+        int rc = fl_io_poll_nowait(self);
         self->last_poll_found_events = self->ready_len != before;
-        return;
+        return rc;
     }
     /* Releasing and retaking the GIL costs more than a poll that finds
      * events already waiting.  When the last poll found events (a busy
@@ -524,9 +520,9 @@ poll_events(FLLoop *self, double timeout)
     Py_ssize_t ready_before = self->ready_len;
     if (self->last_poll_found_events) {
         self->poll_may_block = 0;
-        ev_run(self->evloop, EVRUN_NOWAIT);
-        if (self->ready_len != ready_before || PyErr_Occurred()) {
-            return;
+        int rc = fl_io_poll_nowait(self);
+        if (rc < 0 || self->ready_len != ready_before) {
+            return rc;
         }
     }
     self->poll_may_block = 1;
@@ -543,6 +539,27 @@ poll_events(FLLoop *self, double timeout)
     }
     self->poll_may_block = 0;
     self->last_poll_found_events = self->ready_len != ready_before;
+    /* Errors in libev's callbacks stay set (they break the pass). */
+    return PyErr_Occurred() ? -1 : 1;
+}
+
+/* A poll that blocked may have been cut short by a signal: its Python
+ * handler (KeyboardInterrupt for SIGINT) runs now, as it would in asyncio's
+ * select().  A loop that does not block runs Python code all along, which
+ * runs pending handlers itself, among it the self-pipe's reader that
+ * set_wakeup_fd wakes; checking every SIGNAL_CHECK_PERIOD polls anyway
+ * bounds the wait when the callbacks are all C. */
+#define SIGNAL_CHECK_PERIOD 64
+
+static int
+check_signals(FLLoop *self, int poll_blocked)
+{
+    if (!poll_blocked &&
+        ++self->polls_since_signal_check < SIGNAL_CHECK_PERIOD) {
+        return 0;
+    }
+    self->polls_since_signal_check = 0;
+    return PyErr_CheckSignals();
 }
 
 /* Moves every timer due by now (within the clock's resolution) to the
@@ -566,7 +583,8 @@ collect_due_timers(FLLoop *self)
     return 0;
 }
 
-static int
+/* Inline: it is the body of run_forever's loop. */
+static inline Py_ALWAYS_INLINE int
 run_once(FLLoop *self)
 {
     double timeout = -1.0;
@@ -578,8 +596,8 @@ run_once(FLLoop *self)
             timeout = 0.0;
         }
     }
-    poll_events(self, timeout);
-    if (PyErr_Occurred() || PyErr_CheckSignals() < 0) {
+    int polled = poll_events(self, timeout);
+    if (polled < 0 || check_signals(self, polled) < 0) {
         return -1;
     }
     if (collect_due_timers(self) < 0) {
@@ -993,7 +1011,7 @@ loop_release_core(FLLoop *self)
 {
     ready_clear(self);
     timers_clear(self);
-    fl_io_clear_all(self);
+    fl_io_close(self);
     if (self->evloop != NULL) {
         ev_async_stop(self->evloop, &self->wakeup);
         ev_timer_stop(self->evloop, &self->poll_timer);
@@ -1040,6 +1058,9 @@ loop_init(FLLoop *self, PyObject *args, PyObject *kwds)
     ev_async_init(&self->wakeup,
                   (void (*)(struct ev_loop *, ev_async *, int))noop_cb);
     ev_async_start(self->evloop, &self->wakeup);
+    if (fl_io_open(self) < 0) {
+        return -1;
+    }
     self->slow_callback_duration = 0.1;
     Py_XSETREF(self->exception_handler, Py_NewRef(Py_None));
     Py_XSETREF(self->task_factory, Py_NewRef(Py_None));
@@ -1056,6 +1077,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->exception_handler = Py_NewRef(Py_None);
     self->task_factory = Py_NewRef(Py_None);
     self->slow_callback_duration = 0.1;
+    self->epfd = -1;
     return (PyObject *)self;
 }
 
@@ -1220,6 +1242,10 @@ static PyGetSetDef loop_getset[] = {
      "Number of entries in the ready queue.", NULL},
     {"_timer_count", (getter)get_timer_count_attr, NULL,
      "Number of scheduled timers.", NULL},
+    {"_io_backend", (getter)fl_io_backend_name, NULL,
+     "What reports fd readiness: 'epoll' (fastloop's own epoll set) or "
+     "'libev' (its ev_io watchers).",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -11,6 +11,8 @@
 #include "module.h"
 #include <ev.h>
 
+struct epoll_event;
+
 struct fl_handle;
 struct fl_io_watch;
 
@@ -32,6 +34,7 @@ typedef struct {
     PyThreadState *released_tstate; /* set while the GIL is released in poll */
     int poll_may_block;             /* GIL released around this poll only */
     int last_poll_found_events;     /* busy: poll without blocking first */
+    int polls_since_signal_check;   /* see check_signals() in loop.c */
 
     /* Ready queue: a ring buffer; capacity is a power of two. */
     fl_ready_entry *ready;
@@ -48,9 +51,16 @@ typedef struct {
     ev_timer poll_timer; /* bounds the poll to the earliest timer */
     ev_async wakeup;     /* call_soon_threadsafe from any thread */
 
-    /* add_reader/add_writer: one slot per fd, indexed by fd. */
+    /* add_reader/add_writer: one slot per fd, indexed by fd (io.c). */
     struct fl_io_watch **io;
     Py_ssize_t io_cap;
+    /* The epoll backend (io.c): fastloop's epoll set, -1 with libev's. */
+    int epfd;
+    ev_io epoll_watcher; /* libev watching epfd, for blocking polls */
+    int epoll_nregistered;
+    uint32_t epoll_last_tag;
+    struct epoll_event *epoll_events; /* epoll_wait's buffer */
+    int epoll_events_cap;
 
     int running;
     int in_run_batch;      /* running the entries of one iteration */
@@ -132,7 +142,11 @@ fl_loop_enqueue(FLLoop *self, fl_ready_fn fn, PyObject *a, PyObject *b)
 }
 
 /* Append a Handle to the ready queue (new reference taken). */
-int fl_loop_enqueue_handle(FLLoop *loop, struct fl_handle *handle);
+static inline int
+fl_loop_enqueue_handle(FLLoop *loop, struct fl_handle *handle)
+{
+    return fl_loop_enqueue(loop, NULL, (PyObject *)handle, NULL);
+}
 
 /* Timer heap, used by TimerHandle. */
 int fl_loop_add_timer(FLLoop *loop, struct fl_handle *timer);

@@ -460,3 +460,23 @@ def test_one_iteration_runs_the_readers_that_are_ready(loop, sockets):
     loop.run_forever()
     loop.remove_reader(a)
     assert calls == [b"x"]
+
+
+def test_every_ready_reader_runs_in_the_same_iteration_even_with_many_fds(loop):
+    if getattr(loop, "_io_backend", None) == "libev":
+        pytest.skip("libev's epoll backend reports at most 64 fds per poll "
+                    "until it has grown its buffer (FASTLOOP_IO_BACKEND=libev)")
+    pairs = [socket.socketpair() for _ in range(100)]
+    try:
+        called = []
+        for i, (a, b) in enumerate(pairs):
+            loop.add_reader(a.fileno(), called.append, i)
+            b.send(b"x")
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert sorted(called) == list(range(100))
+    finally:
+        for a, b in pairs:
+            loop.remove_reader(a.fileno())
+            a.close()
+            b.close()
