@@ -280,10 +280,8 @@ ready_directions(uint32_t events, int *read, int *write)
 static inline Py_ALWAYS_INLINE int
 epoll_dispatch(FLLoop *loop)
 {
-    if (loop->epoll_nregistered == 0) {
-        return 0;
-    }
-    if (loop->epoll_events_cap < loop->epoll_nregistered) {
+    if (loop->epoll_events_cap < loop->epoll_nregistered ||
+        loop->epoll_events_cap == 0) {
         int cap = loop->epoll_nregistered < 64 ? 64 : loop->epoll_nregistered;
         struct epoll_event *events =
             PyMem_Realloc(loop->epoll_events, cap * sizeof(*events));
@@ -397,7 +395,9 @@ fl_io_poll_nowait(FLLoop *loop)
 {
 #ifdef FL_HAVE_EPOLL
     if (loop->epfd >= 0) {
-        return epoll_dispatch(loop);
+        /* With nothing registered only a stale entry could be ready, and a
+         * blocking poll would find that (libev sees the set readable). */
+        return loop->epoll_nregistered ? epoll_dispatch(loop) : 0;
     }
 #endif
     ev_run(loop->evloop, EVRUN_NOWAIT);

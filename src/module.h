@@ -53,7 +53,7 @@ PyGetSetDef *fl_merge_getset(const PyGetSetDef *own,
 
 /* The current exception as one object (NULL if none), and its inverse:
  * PyErr_GetRaisedException/SetRaisedException on 3.12+, built from
- * PyErr_Fetch/Restore on 3.11. */
+ * PyErr_Fetch/Restore on 3.11.  fl_err_restore(NULL) does nothing. */
 static inline PyObject *
 fl_err_fetch(void)
 {
@@ -78,12 +78,14 @@ fl_err_fetch(void)
 static inline void
 fl_err_restore(PyObject *exc)
 {
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_SetRaisedException(exc);
-#else
+    /* NULL leaves the error state alone (it does not clear an exception
+     * raised since the fetch): callers restore only what they fetched. */
     if (exc == NULL) {
         return;
     }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
     PyObject *type = Py_NewRef((PyObject *)Py_TYPE(exc));
     PyObject *tb = PyException_GetTraceback(exc);
     PyErr_Restore(type, exc, tb);

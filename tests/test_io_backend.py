@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import sys
+import time
 
 import pytest
 
@@ -95,3 +96,25 @@ def test_a_reader_added_by_a_callback_of_a_busy_loop_is_watched(backend_loop):
 async def _until(condition):
     while not condition():
         await asyncio.sleep(0)
+
+
+def test_a_closed_fd_left_in_the_kernel_set_does_not_keep_the_loop_awake(backend_loop):
+    # As above, but the reader is then removed: nothing is watched, while
+    # the kernel still holds the old file under the closed number.  Its
+    # events must not turn an idle loop into a busy one.
+    loop = backend_loop
+    r, w = socket.socketpair()
+    number = r.fileno()
+    keep_file = os.dup(number)
+    try:
+        loop.add_reader(number, lambda: None)
+        loop.run_until_complete(asyncio.sleep(0.01))
+        r.close()
+        loop.remove_reader(number)
+        w.send(b"x")
+        started = time.process_time()
+        loop.run_until_complete(asyncio.sleep(0.3))
+        assert time.process_time() - started < 0.15
+    finally:
+        os.close(keep_file)
+        w.close()
