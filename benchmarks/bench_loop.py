@@ -24,7 +24,7 @@ def _spread(count, low, high):
 
 
 @benchmark("call_soon_chain", group="loop core", op="one callback step",
-           instr_ops=5_000, warmup_ops=2_000, target=0.6)
+           instr_ops=5_000, warmup_ops=2_000, target=0.6, time_target=1.0)
 def call_soon_chain(loop):
     """One op = one step of a callback chain: each callback runs, counts
     itself and schedules the next one with ``loop.call_soon``.  There is
@@ -66,6 +66,7 @@ FIRE_SETTLE = 0.003
 
 @benchmark("timers_firing", group="loop core", op="one timer fired",
            instr_ops=3_000, warmup_ops=FIRE_BATCH, target=0.7,
+           time_target=1.0,
            granule=FIRE_BATCH)
 def timers_firing(loop):
     """One op = one ``call_later`` timer scheduled and fired.  Timers are
@@ -114,7 +115,8 @@ CANCEL_DELAYS = _spread(CANCEL_BATCH, 600.0, 1200.0)
 
 @benchmark("timers_cancelled", group="loop core",
            op="one call_later + cancel", instr_ops=5_000,
-           warmup_ops=2_000, target=0.7, granule=CANCEL_BATCH)
+           warmup_ops=2_000, target=0.7, time_target=1.0,
+           granule=CANCEL_BATCH)
 def timers_cancelled(loop):
     """One op = one ``call_later`` followed later by ``cancel()`` of the
     returned TimerHandle, the life of a timeout that is not needed after all.
@@ -151,7 +153,7 @@ def timers_cancelled(loop):
 
 
 @benchmark("reader_pingpong", group="loop core", op="one round trip",
-           instr_ops=1_500, warmup_ops=1_000, target=0.8)
+           instr_ops=1_500, warmup_ops=1_000, target=0.8, time_target=1.0)
 def reader_pingpong(loop):
     """One op = one round trip of a single byte over a socketpair driven by
     two ``add_reader`` callbacks: side A sends a byte, B's reader receives it

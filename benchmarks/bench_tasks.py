@@ -7,6 +7,9 @@ import asyncio
 
 from .suite import benchmark
 
+# Issue 3's time target: at least 1.3x uvloop's throughput.
+THROUGHPUT_1_3X = round(1 / 1.3, 2)
+
 
 async def _child():
     return None
@@ -14,6 +17,7 @@ async def _child():
 
 @benchmark("tasks_gather", group="future/task", op="one task",
            instr_ops=2_000, warmup_ops=1_000, target=0.7,
+           time_target=THROUGHPUT_1_3X,
            granule=100)
 def tasks_gather(loop):
     """One op = one task: created with ``asyncio.create_task`` on a trivial
@@ -36,7 +40,8 @@ def tasks_gather(loop):
 
 
 @benchmark("future_pingpong", group="future/task", op="one round trip",
-           instr_ops=2_000, warmup_ops=2_000, target=0.6)
+           instr_ops=2_000, warmup_ops=2_000, target=0.6,
+           time_target=THROUGHPUT_1_3X)
 def future_pingpong(loop):
     """One op = one round trip between two tasks that wake each other through
     fresh futures: ping creates a future, resolves pong's future and awaits
@@ -76,6 +81,7 @@ SLEEP_TASKS = 100
 
 @benchmark("sleep0_switch", group="future/task", op="one task switch",
            instr_ops=6_000, warmup_ops=2_000, target=0.6,
+           time_target=THROUGHPUT_1_3X,
            granule=SLEEP_TASKS)
 def sleep0_switch(loop):
     """One op = one ``await asyncio.sleep(0)`` in one of 100 concurrently
@@ -137,7 +143,8 @@ def _queue_benchmark(maxsize):
 
 
 benchmark("queue_maxsize1", group="future/task", op="one item",
-          instr_ops=1_000, warmup_ops=2_000, target=0.7)(
+          instr_ops=1_000, warmup_ops=2_000, target=0.7,
+          time_target=THROUGHPUT_1_3X)(
     _queue_benchmark(1))
 benchmark("queue_maxsize100", group="future/task", op="one item",
           instr_ops=10_000, warmup_ops=2_000)(

@@ -30,6 +30,7 @@ class Benchmark:
     warmup_ops: int       # ops run before anything is measured
     target: float = None  # wanted instructions/op ratio vs uvloop (<=)
     granule: int = 1      # ops per batch; op counts are rounded to it
+    time_target: float = None  # wanted time/op ratio vs uvloop (<=)
 
     @property
     def doc(self):
@@ -53,7 +54,7 @@ BENCHMARKS = {}
 
 
 def benchmark(name, *, group, op, instr_ops, warmup_ops, target=None,
-              granule=1):
+              granule=1, time_target=None):
     """Register the decorated setup function as benchmark `name`."""
 
     def register(setup):
@@ -62,7 +63,7 @@ def benchmark(name, *, group, op, instr_ops, warmup_ops, target=None,
         BENCHMARKS[name] = Benchmark(
             name=name, group=group, op=op, setup=setup,
             instr_ops=instr_ops, warmup_ops=warmup_ops, target=target,
-            granule=granule)
+            granule=granule, time_target=time_target)
         return setup
 
     return register

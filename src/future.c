@@ -11,6 +11,7 @@
 #include "loop.h"
 
 #include <stddef.h>
+#include <structmember.h>
 
 fl_future_state fl_fstate;
 
@@ -900,24 +901,6 @@ Future_get_callbacks(FLFuture *fut, void *Py_UNUSED(closure))
 }
 
 static PyObject *
-Future_get_result_attr(FLFuture *fut, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(fut->result ? fut->result : Py_None);
-}
-
-static PyObject *
-Future_get_exception_attr(FLFuture *fut, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(fut->exception ? fut->exception : Py_None);
-}
-
-static PyObject *
-Future_get_source_traceback(FLFuture *fut, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(fut->source_tb ? fut->source_tb : Py_None);
-}
-
-static PyObject *
 Future_get_cancel_message(FLFuture *fut, void *Py_UNUSED(closure))
 {
     return Py_NewRef(fut->cancel_msg ? fut->cancel_msg : Py_None);
@@ -943,12 +926,18 @@ static PyGetSetDef Future_getset[] = {
      (setter)Future_set_log_traceback, NULL},
     {"_loop", (getter)Future_get_loop_attr, NULL, NULL},
     {"_callbacks", (getter)Future_get_callbacks, NULL, NULL},
-    {"_result", (getter)Future_get_result_attr, NULL, NULL},
-    {"_exception", (getter)Future_get_exception_attr, NULL, NULL},
-    {"_source_traceback", (getter)Future_get_source_traceback, NULL, NULL},
     {"_cancel_message", (getter)Future_get_cancel_message,
      (setter)Future_set_cancel_message, NULL},
     {NULL},
+};
+
+/* T_OBJECT members read as None while the field is NULL. */
+static PyMemberDef Future_members[] = {
+    {"_result", T_OBJECT, offsetof(FLFuture, result), READONLY, NULL},
+    {"_exception", T_OBJECT, offsetof(FLFuture, exception), READONLY, NULL},
+    {"_source_traceback", T_OBJECT, offsetof(FLFuture, source_tb), READONLY,
+     NULL},
+    {NULL, 0, 0, 0, NULL},
 };
 
 /* ------------------------------------------------------------------ */
@@ -1110,6 +1099,7 @@ PyTypeObject FLFuture_Type = {
     .tp_as_async = &Future_as_async,
     .tp_methods = Future_methods,
     .tp_getset = Future_getset,
+    .tp_members = Future_members,
     .tp_dictoffset = offsetof(FLFuture, dict),
     .tp_weaklistoffset = offsetof(FLFuture, weakreflist),
 };
