@@ -265,8 +265,9 @@ epoll_rebuild(FLLoop *loop)
     return 0;
 }
 
-/* How libev reads an epoll event: errors and hang-ups wake both sides, so
- * that a callback finds out by reading or writing. */
+/* The directions an epoll event makes ready, as asyncio's EpollSelector
+ * reads them: errors and hang-ups wake both, so that a callback finds out
+ * by reading or writing. */
 static void
 ready_directions(uint32_t events, int *read, int *write)
 {
