@@ -503,7 +503,7 @@ invoke_pending(struct ev_loop *evloop)
 /* Polls once.  timeout < 0 waits until an event arrives.  Returns 1 when
  * the poll may have blocked (the GIL was released), 0 when it did not, -1
  * with an exception set. */
-static int
+static inline Py_ALWAYS_INLINE int
 poll_events(FLLoop *self, double timeout)
 {
     if (timeout == 0.0) {
@@ -564,7 +564,7 @@ check_signals(FLLoop *self, int poll_blocked)
 
 /* Moves every timer due by now (within the clock's resolution) to the
  * ready queue, earliest first. */
-static int
+static inline Py_ALWAYS_INLINE int
 collect_due_timers(FLLoop *self)
 {
     if (self->ntimers == 0) {
