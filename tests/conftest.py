@@ -82,3 +82,9 @@ def child_env():
     for var in ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONWARNINGS"):
         env.pop(var, None)
     return env
+
+
+def run_for(loop, seconds):
+    """Run `loop` for about `seconds`, then stop it."""
+    loop.call_later(seconds, loop.stop)
+    loop.run_forever()

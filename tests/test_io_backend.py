@@ -17,6 +17,8 @@ import pytest
 
 import fastloop
 
+from conftest import run_for
+
 pytestmark = pytest.mark.timeout(10)
 
 BACKENDS = ["epoll", "libev"] if sys.platform == "linux" else ["libev"]
@@ -58,8 +60,7 @@ def test_a_reused_fd_number_is_not_woken_by_the_file_it_used_to_name(backend_loo
         loop.run_until_complete(asyncio.sleep(0.05))
         assert calls == []
         new_w.send(b"new")
-        loop.call_later(0.05, loop.stop)
-        loop.run_forever()
+        run_for(loop, 0.05)
         assert calls == [b"new"]
     finally:
         loop.remove_reader(number)

@@ -11,6 +11,8 @@ import weakref
 
 import pytest
 
+from conftest import run_for
+
 pytestmark = pytest.mark.timeout(30)
 
 # Growth tolerated over a whole run: allocator free lists and caches, not a
@@ -172,8 +174,7 @@ def test_cycle_through_a_timer_handle_is_collected(loop):
     callback = Callback()
     handle = loop.call_later(0, callback)
     callback.handle = handle
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     callback_ref, handle_ref = weakref.ref(callback), weakref.ref(handle)
     del callback, handle
     gc.collect()

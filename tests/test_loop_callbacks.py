@@ -12,6 +12,8 @@ import weakref
 
 import pytest
 
+from conftest import run_for
+
 pytestmark = pytest.mark.timeout(10)
 
 MONOTONIC_RESOLUTION = time.get_clock_info("monotonic").resolution
@@ -117,8 +119,7 @@ def test_callback_scheduled_by_a_callback_runs_after_those_already_scheduled(loo
 
     loop.call_soon(a)
     loop.call_soon(order.append, "C")
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert order == ["A", "C", "B"]
 
 
@@ -189,8 +190,7 @@ def test_call_later_runs_callbacks_ordered_by_delay(loop):
     loop.call_later(0.03, order.append, "c")
     loop.call_later(0.01, order.append, "a")
     loop.call_later(0.02, order.append, "b")
-    loop.call_later(0.04, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.04)
     assert order == ["a", "b", "c"]
 
 
@@ -255,8 +255,7 @@ def test_timer_scheduled_with_zero_delay_by_a_timer_runs_in_a_later_iteration(lo
     loop.call_at(now - 1, order.append, "second")
     loop.run_forever()
     assert order == ["first", "second"]
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert order == ["first", "second", "scheduled by first"]
 
 
@@ -269,8 +268,7 @@ def test_call_later_never_runs_early(loop):
     for delay in (0.001, 0.005, 0.01, 0.02, 0.03):
         box = []
         box.append(loop.call_later(delay, record, box))
-    loop.call_later(0.05, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.05)
     assert len(results) == 5
     for when, loop_now, mono_now in results:
         assert loop_now >= when - MONOTONIC_RESOLUTION
@@ -290,8 +288,7 @@ def test_call_later_from_a_slow_callback_counts_the_delay_from_the_call(loop):
         record["handle"] = loop.call_later(0.02, lambda: record.setdefault("ran_at", time.monotonic()))
 
     loop.call_soon(slow_then_schedule)
-    loop.call_later(0.1, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.1)
     assert record["handle"].when() >= record["scheduled_at"] + 0.02 - MONOTONIC_RESOLUTION
     assert record["ran_at"] - record["scheduled_at"] >= 0.02 - MONOTONIC_RESOLUTION
 
@@ -316,8 +313,7 @@ def test_call_later_with_zero_or_negative_delay_runs_on_next_iteration(loop):
     loop.call_later(-1, order.append, "negative")
     loop.call_later(0, order.append, "zero")
     loop.call_at(loop.time() - 5, order.append, "past")
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert sorted(order) == ["negative", "past", "zero"]
 
 
@@ -328,8 +324,7 @@ def test_timer_far_in_the_future_neither_runs_nor_blocks_nearer_ones(loop, delay
     assert far.when() > loop.time() + 1e9
     start = time.monotonic()
     loop.call_later(0.01, calls.append, "near")
-    loop.call_later(0.02, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.02)
     assert calls == ["near"]
     assert time.monotonic() - start < 1.0
     far.cancel()
@@ -346,8 +341,7 @@ def test_timer_far_in_the_past_runs_at_once(loop):
 def test_call_later_passes_positional_arguments(loop):
     calls = []
     loop.call_later(0, lambda *a: calls.append(a), "x", 2)
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert calls == [("x", 2)]
 
 
@@ -357,8 +351,7 @@ def test_call_later_runs_callback_in_the_given_context(loop):
     ctx.run(var.set, "in ctx")
     seen = []
     loop.call_later(0, lambda: seen.append(var.get()), context=ctx)
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert seen == ["in ctx"]
 
 
@@ -366,8 +359,7 @@ def test_ready_timers_run_after_callbacks_already_scheduled(loop):
     order = []
     loop.call_later(0, order.append, "timer")
     loop.call_soon(order.append, "soon")
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert order == ["soon", "timer"]
 
 
@@ -423,8 +415,7 @@ def test_cancelled_call_later_callback_does_not_run(loop):
     calls = []
     handle = loop.call_later(0.01, calls.append, 1)
     handle.cancel()
-    loop.call_later(0.03, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.03)
     assert calls == []
     assert handle.cancelled()
 
@@ -446,8 +437,7 @@ def test_due_timer_cancelled_by_an_earlier_due_timer_does_not_run(loop):
     now = loop.time()
     victim = loop.call_at(now - 1, calls.append, "victim")
     loop.call_at(now - 2, victim.cancel)
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert calls == []
     assert victim.cancelled()
 
@@ -473,8 +463,7 @@ def test_timer_callback_can_cancel_its_own_handle_while_running(loop):
         box.append(box[0].cancelled())
 
     box.append(loop.call_later(0, callback))
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert box[1:] == [True]
 
 
@@ -482,8 +471,7 @@ def test_cancel_after_the_callback_ran_is_harmless(loop):
     calls = []
     soon = loop.call_soon(calls.append, "soon")
     later = loop.call_later(0, calls.append, "later")
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     soon.cancel()
     later.cancel()
     assert soon.cancelled()

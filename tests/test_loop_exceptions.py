@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from conftest import run_for
+
 pytestmark = pytest.mark.timeout(10)
 
 
@@ -39,8 +41,7 @@ def test_exception_in_timer_callback_reaches_the_exception_handler_with_its_time
     contexts = []
     loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
     handle = loop.call_later(0, failing_callback)
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert [ctx["handle"] for ctx in contexts] == [handle]
     assert isinstance(contexts[0]["exception"], ZeroDivisionError)
 
@@ -52,8 +53,7 @@ def test_loop_keeps_running_callbacks_after_one_raises(loop):
     loop.call_soon(failing_callback)
     loop.call_soon(calls.append, 2)
     loop.call_later(0.01, calls.append, 3)
-    loop.call_later(0.02, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.02)
     assert calls == [1, 2, 3]
 
 

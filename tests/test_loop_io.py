@@ -9,6 +9,8 @@ import socket
 
 import pytest
 
+from conftest import run_for
+
 pytestmark = pytest.mark.timeout(10)
 
 
@@ -63,8 +65,7 @@ def test_reader_is_not_called_before_data_arrives(loop, sockets):
     a, _ = sockets
     calls = []
     loop.add_reader(a.fileno(), calls.append, "readable")
-    loop.call_later(0.02, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.02)
     assert calls == []
     loop.remove_reader(a.fileno())
 
@@ -152,8 +153,7 @@ def test_removed_reader_is_not_called(loop, sockets):
     loop.add_reader(a.fileno(), calls.append, "reader")
     loop.remove_reader(a.fileno())
     b.send(b"data")
-    loop.call_later(0.02, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.02)
     assert calls == []
 
 
@@ -215,8 +215,7 @@ def test_writer_is_not_called_while_the_socket_buffer_is_full(loop, sockets):
         pass
     calls = []
     loop.add_writer(a.fileno(), calls.append, "writable")
-    loop.call_later(0.02, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.02)
     assert calls == []
     loop.remove_writer(a.fileno())
 
@@ -277,8 +276,7 @@ def test_exception_in_reader_reaches_the_exception_handler(loop, sockets):
     # The reader stays readable: if the handler is never called, only this
     # timer ends the test (an exception raised by pytest-timeout inside a
     # callback would itself be swallowed by the loop).
-    loop.call_later(5, loop.stop)
-    loop.run_forever()
+    run_for(loop, 5)
     assert len(contexts) == 1
     context, handle_repr = contexts[0]
     assert isinstance(context["exception"], ZeroDivisionError)
@@ -312,8 +310,7 @@ def test_reader_removed_by_an_earlier_callback_of_the_same_iteration_is_not_call
     b.send(b"data")
     loop.add_reader(a.fileno(), calls.append, "reader")
     loop.call_soon(lambda: calls.append(("removed", loop.remove_reader(a.fileno()))))
-    loop.call_later(0.02, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.02)
     assert calls == [("removed", True)]
 
 
@@ -322,8 +319,7 @@ def test_writer_removed_by_an_earlier_callback_of_the_same_iteration_is_not_call
     calls = []
     loop.add_writer(a.fileno(), calls.append, "writer")
     loop.call_soon(lambda: calls.append(("removed", loop.remove_writer(a.fileno()))))
-    loop.call_later(0.02, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.02)
     assert calls == [("removed", True)]
 
 
@@ -339,8 +335,7 @@ def test_reader_replaced_by_an_earlier_callback_of_the_same_iteration_calls_only
     b.send(b"data")
     loop.add_reader(a.fileno(), calls.append, "old")
     loop.call_soon(loop.add_reader, a.fileno(), new_reader)
-    loop.call_later(0.02, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.02)
     assert calls == ["new"]
 
 

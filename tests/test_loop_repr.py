@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from conftest import run_for
+
 pytestmark = pytest.mark.timeout(10)
 
 
@@ -94,8 +96,7 @@ def _exception_context(lp, kind):
     contexts = []
     lp.set_exception_handler(lambda _, ctx: contexts.append(ctx))
     handle = lp.call_soon(failing_callback, 1) if kind == "soon" else lp.call_later(0, failing_callback, 1)
-    lp.call_later(0.01, lp.stop)
-    lp.run_forever()
+    run_for(lp, 0.01)
     assert len(contexts) == 1
     return handle, contexts[0]
 
@@ -191,8 +192,7 @@ def test_slow_callback_warning_matches_the_stock_loop(loop, stock, caplog, kind)
         lp.set_debug(True)
         lp.slow_callback_duration = 0.01
         _schedule_slow(lp, kind, a)
-        lp.call_later(0.05, lp.stop)
-        lp.run_forever()
+        run_for(lp, 0.05)
 
     def shape(records):
         shaped = []
@@ -246,7 +246,6 @@ def test_debug_source_traceback_of_a_deep_call_matches_the_stock_loop(loop, stoc
         lp.set_debug(True)
         lp.set_exception_handler(lambda _, ctx: contexts.append(ctx))
         _deep(20, lp, method)
-        lp.call_later(0.01, lp.stop)
-        lp.run_forever()
+        run_for(lp, 0.01)
         frames[name] = [(f.name, f.lineno) for f in contexts[0]["source_traceback"]]
     assert frames["mine"] == frames["stock"]

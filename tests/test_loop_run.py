@@ -12,6 +12,8 @@ import threading
 
 import pytest
 
+from conftest import run_for
+
 pytestmark = pytest.mark.timeout(10)
 
 
@@ -35,8 +37,7 @@ def test_run_forever_can_be_called_again_after_stop(loop):
 def test_stop_from_a_timer_ends_run_forever(loop):
     calls = []
     loop.call_later(0.01, calls.append, "timer")
-    loop.call_later(0.02, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.02)
     assert calls == ["timer"]
 
 
@@ -415,8 +416,7 @@ def test_timers_left_in_a_batch_cut_by_system_exit_run_on_the_next_run(loop):
     with pytest.raises(SystemExit):
         loop.run_forever()
     assert order == ["exit"]
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert order == ["exit", "second", "third"]
 
 

@@ -9,6 +9,8 @@ import threading
 
 import pytest
 
+from conftest import run_for
+
 pytestmark = pytest.mark.timeout(10)
 
 
@@ -16,8 +18,7 @@ def test_get_running_loop_in_a_callback_returns_the_loop(loop):
     seen = []
     loop.call_soon(lambda: seen.append(asyncio.get_running_loop()))
     loop.call_later(0, lambda: seen.append(asyncio.get_running_loop()))
-    loop.call_later(0.01, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.01)
     assert seen == [loop, loop]
 
 

@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from conftest import run_for
+
 pytestmark = pytest.mark.timeout(10)
 
 
@@ -111,8 +113,7 @@ def test_signal_arriving_while_the_loop_is_not_running_is_handled_by_the_next_ru
     loop.add_signal_handler(signal.SIGUSR1, calls.append, "handled")
     os.kill(os.getpid(), signal.SIGUSR1)
     assert calls == []
-    loop.call_later(0.05, loop.stop)
-    loop.run_forever()
+    run_for(loop, 0.05)
     assert calls == ["handled"]
     loop.remove_signal_handler(signal.SIGUSR1)
 
@@ -129,8 +130,7 @@ def test_handlers_for_two_signals_are_each_called(loop):
     loop.add_signal_handler(signal.SIGUSR2, on_signal, "USR2")
     loop.call_soon(os.kill, os.getpid(), signal.SIGUSR1)
     loop.call_soon(os.kill, os.getpid(), signal.SIGUSR2)
-    loop.call_later(5, loop.stop)
-    loop.run_forever()
+    run_for(loop, 5)
     assert sorted(calls) == ["USR1", "USR2"]
     loop.remove_signal_handler(signal.SIGUSR1)
     loop.remove_signal_handler(signal.SIGUSR2)
@@ -193,8 +193,7 @@ def test_removed_signal_handler_is_not_called(loop):
     previous = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     try:
         os.kill(os.getpid(), signal.SIGUSR2)
-        loop.call_later(0.02, loop.stop)
-        loop.run_forever()
+        run_for(loop, 0.02)
     finally:
         signal.signal(signal.SIGUSR2, previous)
     assert calls == []

@@ -23,6 +23,7 @@ import pytest
 
 import fastloop
 
+from conftest import run_for
 from test_future import IMPLS, Impl, collect_exception_contexts
 
 pytestmark = pytest.mark.timeout(20)
@@ -518,8 +519,7 @@ def test_no_current_task_after_the_loop_stops_between_steps(impl):
             await asyncio.sleep(0)
 
     tasks = [impl.Task(spin(), loop=impl.loop) for _ in range(3)]
-    impl.loop.call_later(0.01, impl.loop.stop)
-    impl.loop.run_forever()
+    run_for(impl.loop, 0.01)
     assert asyncio.current_task(impl.loop) is None
     for t in tasks:
         t.cancel()
