@@ -132,7 +132,7 @@ release_watch_if_idle(FLLoop *loop, fl_io_watch *watch)
 
 /* ---- libev backend: one ev_io per fd and direction ------------------- */
 
-static int apply_interest(FLLoop *loop, fl_io_watch *watch);
+static int apply_interest(FLLoop *loop, fl_io_watch *watch, int rearm);
 
 static void
 libev_ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
@@ -141,7 +141,7 @@ libev_ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
     FLLoop *loop = watch->loop;
     int rc = queue_or_drop(loop, watch, w == &watch->rio);
     if (rc > 0) {
-        rc = apply_interest(loop, watch);
+        rc = apply_interest(loop, watch, 0);
         release_watch_if_idle(loop, watch);
     }
     if (rc < 0) {
@@ -359,16 +359,18 @@ epoll_open(FLLoop *loop)
 /* ---- both backends ---------------------------------------------------- */
 
 /* Makes the backend watch each direction of `watch` that has a handle, and
- * only those.  0, or -1 with OSError set. */
+ * only those.  `rearm`: register the fd afresh even where nothing changed,
+ * in case its number was closed and reused (epoll always does).  0, or -1
+ * with OSError set. */
 static int
-apply_interest(FLLoop *loop, fl_io_watch *watch)
+apply_interest(FLLoop *loop, fl_io_watch *watch, int rearm)
 {
 #ifdef FL_HAVE_EPOLL
     if (loop->epfd >= 0) {
         return epoll_apply(loop, watch);
     }
 #endif
-    libev_apply(loop, watch, 0);
+    libev_apply(loop, watch, rearm);
     return 0;
 }
 
@@ -482,19 +484,9 @@ add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
     PyObject **slot = handle_slot(watch, is_read);
     PyObject *old = *slot;
     *slot = Py_NewRef((PyObject *)handle);
-    /* Registered afresh either way: the fd number may have been closed and
-     * reused since the last registration. */
-    int rc;
-#ifdef FL_HAVE_EPOLL
-    if (loop->epfd >= 0) {
-        rc = epoll_apply(loop, watch);
-    } else
-#endif
-    {
-        libev_apply(loop, watch, 1);
-        rc = 0;
-    }
-    if (rc < 0) {
+    /* Registered afresh: the fd number may have been closed and reused
+     * since the last registration. */
+    if (apply_interest(loop, watch, 1) < 0) {
         /* Leave things as they were. */
         Py_SETREF(*slot, old);
         release_watch_if_idle(loop, watch);
@@ -525,17 +517,18 @@ remove_watch(FLLoop *loop, PyObject *fileobj, int is_read)
     }
     PyObject **slot = handle_slot(watch, is_read);
     PyObject *old = *slot;
-    *slot = NULL;
-    int rc = apply_interest(loop, watch);
-    release_watch_if_idle(loop, watch);
-    if (old != NULL) {
-        fl_handle_cancel((FLHandle *)old);
-        Py_DECREF(old);
+    if (old == NULL) {
+        Py_RETURN_FALSE; /* nothing watched that way: nothing to change */
     }
+    *slot = NULL;
+    int rc = apply_interest(loop, watch, 0);
+    release_watch_if_idle(loop, watch);
+    fl_handle_cancel((FLHandle *)old);
+    Py_DECREF(old);
     if (rc < 0) {
         return NULL;
     }
-    return PyBool_FromLong(old != NULL);
+    Py_RETURN_TRUE;
 }
 
 /* The public methods refuse fds owned by a transport, as asyncio does. */
