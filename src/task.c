@@ -76,7 +76,6 @@ task_fast_loop(FLTask *task)
     return task->fut.fast_loop ? (FLLoop *)task->fut.loop : NULL;
 }
 
-/* `fl` is `loop` when it is a fastloop Loop, else NULL. */
 /* Has _current_tasks changed since this loop's last enter_task()?  On 3.11
  * the dict's PEP 509 version answers for free, so leaving a task skips the
  * lookup that checks the entry is still ours; later versions deprecate the
@@ -107,6 +106,7 @@ current_tasks_unchanged(FLLoop *fl)
 #endif
 }
 
+/* `fl` is `loop` when it is a fastloop Loop, else NULL. */
 static int
 enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
 {
@@ -141,13 +141,14 @@ enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
 static int
 leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
 {
-    Py_hash_t hash = loop_key_hash(loop, fl);
-    if (hash == -1) {
-        return -1;
+    PyObject *cur = (PyObject *)task;
+    if (!current_tasks_unchanged(fl)) {
+        Py_hash_t hash = loop_key_hash(loop, fl);
+        if (hash == -1) {
+            return -1;
+        }
+        cur = current_tasks_get(loop, hash);
     }
-    PyObject *cur = current_tasks_unchanged(fl)
-                        ? (PyObject *)task
-                        : current_tasks_get(loop, hash);
     if (cur != (PyObject *)task) {
         if (cur == NULL && PyErr_Occurred()) {
             return -1;
@@ -677,13 +678,14 @@ task_eager_start(FLTask *task)
 {
     PyObject *self = (PyObject *)task;
     PyObject *loop = Py_NewRef(task->fut.loop);
-    PyObject *prev = PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
+    Py_hash_t hash = loop_key_hash(loop, task_fast_loop(task));
+    PyObject *prev = hash == -1 ? NULL : current_tasks_get(loop, hash);
     if (prev == NULL && PyErr_Occurred()) {
         Py_DECREF(loop);
         return -1;
     }
     Py_XINCREF(prev);
-    if (PyDict_SetItem(fl_fstate.current_tasks, loop, self) < 0) {
+    if (current_tasks_set(loop, hash, self) < 0) {
         Py_XDECREF(prev);
         Py_DECREF(loop);
         return -1;
@@ -709,7 +711,7 @@ task_eager_start(FLTask *task)
     }
     /* Swap the previous current task back. */
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
-    int r2 = prev ? PyDict_SetItem(fl_fstate.current_tasks, loop, prev)
+    int r2 = prev ? current_tasks_set(loop, hash, prev)
                   : PyDict_DelItem(fl_fstate.current_tasks, loop);
     if (r2 < 0) {
         if (err != NULL) {
