@@ -261,10 +261,69 @@ get_event_loop(void)
     return PyObject_CallNoArgs(fl_fstate.get_event_loop);
 }
 
+/* Is `loop` a fastloop Loop whose scheduling methods are fastloop's own?
+ * Only then do callbacks and task steps skip loop.call_soon() for the C
+ * ready queue: a subclass that overrides call_soon (a tracing or
+ * instrumented loop), get_debug or is_running is called like any loop.
+ * The answer is cached per type and recomputed when the type changes. */
+static PyTypeObject *fast_cache_type; /* strong reference */
+static unsigned int fast_cache_tag;
+static int fast_cache_answer;
+static PyObject *fast_method_names[3];
+static PyObject *fast_methods[3]; /* the C Loop's own descriptors */
+
+static int
+compute_loop_is_fast(PyTypeObject *type)
+{
+    for (size_t i = 0; i < Py_ARRAY_LENGTH(fast_methods); i++) {
+        PyObject *descr =
+            PyObject_GetAttr((PyObject *)type, fast_method_names[i]);
+        if (descr == NULL) {
+            return -1;
+        }
+        int same = descr == fast_methods[i];
+        Py_DECREF(descr);
+        if (!same) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int
+fl_loop_is_fast(PyObject *loop)
+{
+    PyTypeObject *type = Py_TYPE(loop);
+    if (type == &FLLoop_Type) {
+        return 1;
+    }
+    if (type == fast_cache_type &&
+        (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) &&
+        type->tp_version_tag == fast_cache_tag) {
+        return fast_cache_answer;
+    }
+    if (!FLLoop_Check(loop)) {
+        return 0;
+    }
+    int answer = compute_loop_is_fast(type);
+    if (answer < 0) {
+        /* A type whose attribute lookup fails: the generic path will
+         * report it where asyncio would. */
+        PyErr_Clear();
+        return 0;
+    }
+    /* The lookups above gave the type a version tag (a later change to
+     * the type invalidates it). */
+    Py_XSETREF(fast_cache_type, (PyTypeObject *)Py_NewRef(type));
+    fast_cache_tag = type->tp_version_tag;
+    fast_cache_answer = answer;
+    return answer;
+}
+
 static int
 loop_get_debug(PyObject *loop)
 {
-    if (FLLoop_Check(loop)) {
+    if (fl_loop_is_fast(loop)) {
         return ((FLLoop *)loop)->debug;
     }
     PyObject *res = PyObject_CallMethodNoArgs(loop, fl_fstate.str_get_debug);
@@ -311,7 +370,7 @@ fl_future_init_fields(FLFuture *fut, PyObject *loop)
         Py_INCREF(loop);
     }
     fut->loop = loop;
-    fut->fast_loop = FLLoop_Check(loop);
+    fut->fast_loop = fl_loop_is_fast(loop);
     int debug = loop_get_debug(loop);
     if (debug < 0) {
         return -1;
@@ -679,64 +738,114 @@ Future_add_done_callback(FLFuture *fut, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+/* The i-th callback in order (cb0 first); i < cb_count(fut). */
+static inline fl_callback *
+cb_at(FLFuture *fut, Py_ssize_t i)
+{
+    return i == 0 ? &fut->cb0 : &fut->cbs[i - 1];
+}
+
+static inline Py_ssize_t
+cb_count(FLFuture *fut)
+{
+    return fut->cb0.fn == NULL ? 0 : 1 + fut->ncbs;
+}
+
+/* Removes the i-th callback, keeping the order (and cb0 the oldest), and
+ * returns its references in *out. */
+static void
+cb_remove_at(FLFuture *fut, Py_ssize_t i, fl_callback *out)
+{
+    assert(i >= 0 && i < cb_count(fut));
+    *out = *cb_at(fut, i);
+    if (i == 0) {
+        if (fut->ncbs == 0) {
+            fut->cb0.fn = fut->cb0.ctx = NULL;
+            return;
+        }
+        fut->cb0 = fut->cbs[0];
+        i = 1;
+    }
+    memmove(&fut->cbs[i - 1], &fut->cbs[i],
+            (fut->ncbs - i) * sizeof(fl_callback));
+    fut->ncbs--;
+}
+
 static PyObject *
 Future_remove_done_callback(FLFuture *fut, PyObject *fn)
 {
     if (ensure_alive(fut) < 0) {
         return NULL;
     }
-    /* Work on a detached copy: `==` may run Python code that changes the
-     * list.  Entries kept are appended back in order. */
-    Py_ssize_t n = (fut->cb0.fn ? 1 : 0) + fut->ncbs;
+    /* `==` runs Python code, which may add or remove callbacks or finish
+     * the future (scheduling them all).  So compare against a snapshot,
+     * then remove from the live list only the entries that compared equal
+     * and are still there: callbacks scheduled meanwhile run, callbacks
+     * added meanwhile stay, in order. */
+    Py_ssize_t n = cb_count(fut);
     if (n == 0) {
         return PyLong_FromLong(0);
     }
-    fl_callback *all = PyMem_Malloc(n * sizeof(fl_callback));
-    if (all == NULL) {
+    fl_callback *snap = PyMem_Malloc(n * sizeof(fl_callback));
+    char *equal = PyMem_Calloc(n, 1);
+    if (snap == NULL || equal == NULL) {
+        PyMem_Free(snap);
+        PyMem_Free(equal);
         return PyErr_NoMemory();
     }
-    all[0] = fut->cb0;
-    if (fut->ncbs) {
-        memcpy(all + 1, fut->cbs, fut->ncbs * sizeof(fl_callback));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        snap[i].fn = Py_NewRef(cb_at(fut, i)->fn);
+        snap[i].ctx = Py_XNewRef(cb_at(fut, i)->ctx);
     }
-    PyMem_Free(fut->cbs);
-    fut->cb0.fn = fut->cb0.ctx = NULL;
-    fut->cbs = NULL;
-    fut->ncbs = fut->cbs_cap = 0;
-
-    Py_ssize_t removed = 0, i = 0;
     int err = 0;
-    for (; i < n; i++) {
-        int eq = 0;
-        /* Task waiter entries are not user callbacks: never equal. */
-        if (all[i].ctx != NULL) {
-            eq = PyObject_RichCompareBool(all[i].fn, fn, Py_EQ);
+    for (Py_ssize_t i = 0; i < n && !err; i++) {
+        /* Task waiter entries (no context) are not user callbacks. */
+        if (snap[i].ctx != NULL) {
+            int eq = PyObject_RichCompareBool(snap[i].fn, fn, Py_EQ);
             if (eq < 0) {
                 err = 1;
-                break;
+            }
+            equal[i] = eq > 0;
+        }
+    }
+    Py_ssize_t removed = 0;
+    fl_callback *dropped = NULL;
+    if (!err) {
+        dropped = PyMem_Malloc(n * sizeof(fl_callback));
+        if (dropped == NULL) {
+            PyErr_NoMemory();
+            err = 1;
+        }
+    }
+    if (!err) {
+        /* Match snapshot entries to live ones by identity, in order. */
+        Py_ssize_t live = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!equal[i]) {
+                continue;
+            }
+            for (Py_ssize_t j = live; j < cb_count(fut); j++) {
+                fl_callback *e = cb_at(fut, j);
+                if (e->fn == snap[i].fn && e->ctx == snap[i].ctx) {
+                    cb_remove_at(fut, j, &dropped[removed++]);
+                    live = j;
+                    break;
+                }
             }
         }
-        if (eq) {
-            removed++;
-            Py_DECREF(all[i].fn);
-            Py_XDECREF(all[i].ctx);
-        } else if (cb_append(fut, all[i].fn, all[i].ctx) < 0) {
-            err = 1;
-            break;
-        } else {
-            Py_DECREF(all[i].fn);
-            Py_XDECREF(all[i].ctx);
-        }
     }
-    /* On error keep the entries not examined yet. */
-    for (; i < n; i++) {
-        if (cb_append(fut, all[i].fn, all[i].ctx) < 0) {
-            PyErr_Clear(); /* out of memory twice: drop the callback */
-        }
-        Py_DECREF(all[i].fn);
-        Py_XDECREF(all[i].ctx);
+    /* Bookkeeping is done: now drop references (this may run code). */
+    for (Py_ssize_t i = 0; i < removed; i++) {
+        Py_DECREF(dropped[i].fn);
+        Py_XDECREF(dropped[i].ctx);
     }
-    PyMem_Free(all);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(snap[i].fn);
+        Py_XDECREF(snap[i].ctx);
+    }
+    PyMem_Free(dropped);
+    PyMem_Free(snap);
+    PyMem_Free(equal);
     if (err) {
         return NULL;
     }
@@ -1355,7 +1464,14 @@ fl_future_init(PyObject *module)
     FS_IMPORT(current_tasks, "asyncio.tasks", "_current_tasks");
     FS_IMPORT(base_create_task, "asyncio.base_events", "BaseEventLoop");
     FS_IMPORT(register_task, "asyncio.tasks", "_register_task");
-#if PY_VERSION_HEX >= 0x030C0000
+#if FL_CURRENT_TASK_ON_TSTATE
+    FS_IMPORT(enter_task, "asyncio.tasks", "_enter_task");
+    FS_IMPORT(leave_task, "asyncio.tasks", "_leave_task");
+    FS_IMPORT(swap_current_task, "asyncio.tasks", "_swap_current_task");
+    FS_IMPORT(register_eager_task, "asyncio.tasks", "_register_eager_task");
+    FS_IMPORT(unregister_eager_task, "asyncio.tasks",
+              "_unregister_eager_task");
+#elif PY_VERSION_HEX >= 0x030C0000
     FS_IMPORT(eager_tasks, "asyncio.tasks", "_eager_tasks");
 #endif
     if (!PyDict_Check(fl_fstate.current_tasks)) {
@@ -1383,14 +1499,24 @@ fl_future_init(PyObject *module)
     if (fl_fstate.base_create_task == NULL) {
         return -1;
     }
-    if ((fl_fstate.kw_name_context =
-             Py_BuildValue("(ss)", "name", "context")) == NULL) {
-        return -1;
-    }
     if ((fl_fstate.kw_context = PyTuple_Pack(1, fl_fstate.str_context)) ==
             NULL ||
         (fl_fstate.kw_msg = PyTuple_Pack(1, fl_fstate.str_msg)) == NULL) {
         return -1;
+    }
+
+    static const char *const fast_names[] = {"call_soon", "get_debug",
+                                             "is_running"};
+    for (size_t i = 0; i < Py_ARRAY_LENGTH(fast_methods); i++) {
+        fast_method_names[i] = PyUnicode_InternFromString(fast_names[i]);
+        if (fast_method_names[i] == NULL) {
+            return -1;
+        }
+        fast_methods[i] = PyObject_GetAttr((PyObject *)&FLLoop_Type,
+                                           fast_method_names[i]);
+        if (fast_methods[i] == NULL) {
+            return -1;
+        }
     }
 
     if (PyType_Ready(&FLFutureIter_Type) < 0 ||

@@ -34,6 +34,15 @@ fl_is_finalizing(void)
 
 enum { FL_PENDING = 0, FL_CANCELLED = 1, FL_FINISHED = 2 };
 
+/* 3.14 moved the current task from asyncio.tasks._current_tasks to the
+ * thread state, reached through asyncio's _enter_task/_leave_task/
+ * _swap_current_task. */
+#if PY_VERSION_HEX >= 0x030E0000
+#define FL_CURRENT_TASK_ON_TSTATE 1
+#else
+#define FL_CURRENT_TASK_ON_TSTATE 0
+#endif
+
 /* One done-callback.  `ctx` is the contextvars.Context to run it in; when
  * it is NULL, `fn` is an FLTask waiting on this future and the entry means
  * "wake that task up" (scheduled in C, see fl_task_schedule_wakeup). */
@@ -80,7 +89,14 @@ typedef struct {
     PyObject *task_print_stack; /* base_tasks._task_print_stack */
     PyObject *current_tasks;    /* tasks._current_tasks (dict) */
     PyObject *register_task;    /* tasks._register_task */
-    PyObject *eager_tasks;      /* tasks._eager_tasks (set), 3.12+ */
+    PyObject *eager_tasks;      /* tasks._eager_tasks (set), 3.12-3.13 */
+    /* 3.14+: the current task lives on the thread state; third-party tasks
+     * set it through these (asyncio.tasks' C functions). */
+    PyObject *enter_task;            /* tasks._enter_task */
+    PyObject *leave_task;            /* tasks._leave_task */
+    PyObject *swap_current_task;     /* tasks._swap_current_task */
+    PyObject *register_eager_task;   /* tasks._register_eager_task */
+    PyObject *unregister_eager_task; /* tasks._unregister_eager_task */
     PyObject *base_create_task; /* base_events.BaseEventLoop.create_task */
     PyObject *str_add_done_callback;
     PyObject *str_call_soon;
@@ -98,10 +114,14 @@ typedef struct {
     PyObject *str_blocking;    /* "_asyncio_future_blocking" */
     PyObject *kw_context;      /* ("context",) */
     PyObject *kw_msg;          /* ("msg",) */
-    PyObject *kw_name_context; /* ("name", "context") */
 } fl_future_state;
 
 extern fl_future_state fl_fstate;
+
+/* True when `loop` is a fastloop Loop whose call_soon, get_debug and
+ * is_running are the C Loop's own: then futures and tasks schedule straight
+ * into its ready queue. */
+int fl_loop_is_fast(PyObject *loop);
 
 /* Future.__init__ body: bind to `loop` (None: the current event loop). */
 int fl_future_init_fields(FLFuture *fut, PyObject *loop);

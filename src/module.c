@@ -46,7 +46,18 @@ fill_state(void)
            "_format_callback_source");
     IMPORT(extract_stack, "asyncio.format_helpers", "extract_stack");
     IMPORT(iscoroutine, "asyncio.coroutines", "iscoroutine");
-    IMPORT(iscoroutinefunction, "asyncio.coroutines", "iscoroutinefunction");
+    /* 3.14 deprecates asyncio.iscoroutinefunction; asyncio's own checks
+     * use the private _iscoroutinefunction where it exists. */
+    fl_state.iscoroutinefunction =
+        import_attr("asyncio.coroutines", "_iscoroutinefunction");
+    if (fl_state.iscoroutinefunction == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        IMPORT(iscoroutinefunction, "asyncio.coroutines",
+               "iscoroutinefunction");
+    }
     IMPORT(logger, "asyncio.log", "logger");
     PyObject *depth = import_attr("asyncio.constants", "DEBUG_STACK_DEPTH");
     if (depth == NULL) {

@@ -23,6 +23,47 @@ static int task_cancel(FLTask *task, PyObject *msg);
 /* ------------------------------------------------------------------ */
 /* Registration with asyncio                                           */
 
+/* The task's loop as a fastloop Loop, or NULL for a foreign loop. */
+static inline FLLoop *
+task_fast_loop(FLTask *task)
+{
+    return task->fut.fast_loop ? (FLLoop *)task->fut.loop : NULL;
+}
+
+#if FL_CURRENT_TASK_ON_TSTATE
+/* fn(a, b) for asyncio's task-registry functions; 0 or -1. */
+static int
+call_registry(PyObject *fn, PyObject *a, PyObject *b)
+{
+    PyObject *args[2] = {a, b};
+    PyObject *res = PyObject_Vectorcall(fn, args, b ? 2 : 1, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+/* 3.14+: asyncio keeps the current task on the thread state, where no
+ * dict churns: enter and leave on every step, through asyncio's own
+ * functions (they check the running loop and the task as asyncio's Task
+ * steps do). */
+static int
+enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
+{
+    (void)fl;
+    return call_registry(fl_fstate.enter_task, loop, (PyObject *)task);
+}
+
+static int
+leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
+{
+    (void)fl;
+    (void)may_defer;
+    return call_registry(fl_fstate.leave_task, loop, (PyObject *)task);
+}
+#else /* 3.11-3.13: asyncio.tasks._current_tasks, a dict */
+
 /* hash(loop), the key of every _current_tasks operation: cached on a
  * fastloop loop (`fl` non-NULL), whose hash cannot change.  -1 with an
  * exception set on failure. */
@@ -67,13 +108,6 @@ current_tasks_set(PyObject *loop, Py_hash_t hash, PyObject *task)
     (void)hash;
     return PyDict_SetItem(fl_fstate.current_tasks, loop, task);
 #endif
-}
-
-/* The task's loop as a fastloop Loop, or NULL for a foreign loop. */
-static inline FLLoop *
-task_fast_loop(FLTask *task)
-{
-    return task->fut.fast_loop ? (FLLoop *)task->fut.loop : NULL;
 }
 
 /* Has _current_tasks changed since this loop's last enter_task()?  On 3.11
@@ -164,6 +198,7 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
     }
     return PyDict_DelItem(fl_fstate.current_tasks, loop);
 }
+#endif /* FL_CURRENT_TASK_ON_TSTATE */
 
 static int
 register_task(PyObject *task)
@@ -659,7 +694,7 @@ Task_wakeup_meth(PyObject *task, PyObject *fut)
 static int
 loop_is_running(PyObject *loop)
 {
-    if (FLLoop_Check(loop)) {
+    if (fl_loop_is_fast(loop)) {
         return ((FLLoop *)loop)->running;
     }
     PyObject *res = PyObject_CallMethodNoArgs(loop, fl_fstate.str_is_running);
@@ -672,6 +707,79 @@ loop_is_running(PyObject *loop)
 }
 
 #if PY_VERSION_HEX >= 0x030C0000
+/* The coroutine's first step, inside the task's context (eager start). */
+static int
+task_step_run_in_context(FLTask *task)
+{
+    if (PyContext_Enter(task->context) < 0) {
+        return -1;
+    }
+    int rc = task_step_run(task, NULL);
+    PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
+    if (PyContext_Exit(task->context) < 0) {
+        Py_XDECREF(err);
+        return -1;
+    }
+    fl_err_restore(err);
+    return rc;
+}
+#endif
+
+#if FL_CURRENT_TASK_ON_TSTATE
+/* Task.__eager_start: run the first step now, inside Task(), with the task
+ * swapped in as the current one and registered as an eager task. */
+static int
+task_eager_start(FLTask *task)
+{
+    PyObject *self = (PyObject *)task;
+    PyObject *loop = Py_NewRef(task->fut.loop);
+    PyObject *swap[2] = {loop, self};
+    PyObject *prev = PyObject_Vectorcall(fl_fstate.swap_current_task, swap,
+                                         2, NULL);
+    if (prev == NULL) {
+        Py_DECREF(loop);
+        return -1;
+    }
+    int rc = call_registry(fl_fstate.register_eager_task, self, NULL);
+    if (rc == 0) {
+        rc = task_step_run_in_context(task);
+        PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
+        if (call_registry(fl_fstate.unregister_eager_task, self, NULL) < 0) {
+            if (err != NULL) {
+                PyErr_WriteUnraisable(self);
+            } else {
+                err = fl_err_fetch();
+                rc = -1;
+            }
+        }
+        fl_err_restore(err);
+    }
+    /* Swap the previous current task back. */
+    PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
+    swap[1] = prev;
+    PyObject *cur = PyObject_Vectorcall(fl_fstate.swap_current_task, swap, 2,
+                                        NULL);
+    if (cur == NULL) {
+        if (err != NULL) {
+            PyErr_WriteUnraisable(self);
+        } else {
+            err = fl_err_fetch();
+        }
+        rc = -1;
+    }
+    assert(cur == NULL || cur == self);
+    Py_XDECREF(cur);
+    fl_err_restore(err);
+    Py_DECREF(prev);
+    Py_DECREF(loop);
+    if (task->fut.state != FL_PENDING) {
+        Py_CLEAR(task->coro);
+    } else if (rc == 0) {
+        rc = register_task(self);
+    }
+    return rc;
+}
+#elif PY_VERSION_HEX >= 0x030C0000
 /* Task.__eager_start: run the first step now, inside Task(). */
 static int
 task_eager_start(FLTask *task)
@@ -692,17 +800,7 @@ task_eager_start(FLTask *task)
     }
     int rc = PySet_Add(fl_fstate.eager_tasks, self);
     if (rc == 0) {
-        rc = PyContext_Enter(task->context);
-        if (rc == 0) {
-            rc = task_step_run(task, NULL);
-            PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
-            if (PyContext_Exit(task->context) < 0) {
-                Py_XDECREF(err);
-                rc = -1;
-            } else {
-                fl_err_restore(err);
-            }
-        }
+        rc = task_step_run_in_context(task);
         PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
         if (PySet_Discard(fl_fstate.eager_tasks, self) < 0) {
             PyErr_WriteUnraisable(self);
@@ -831,13 +929,14 @@ Task_tp_init(FLTask *task, PyObject *args, PyObject *kwds)
 }
 
 PyObject *
-fl_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context)
+fl_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context,
+            int eager_start)
 {
     FLTask *task = (FLTask *)FLTask_Type.tp_alloc(&FLTask_Type, 0);
     if (task == NULL) {
         return NULL;
     }
-    if (task_init_impl(task, coro, loop, name, context, 0) < 0) {
+    if (task_init_impl(task, coro, loop, name, context, eager_start) < 0) {
         Py_DECREF(task);
         return NULL;
     }
@@ -910,16 +1009,18 @@ Task_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
     return (PyObject *)task;
 }
 
-/* Loop.create_task(coro, *, name=None, context=None) for fastloop's Loop,
- * installed like create_future (see fl_task_init).  With a task factory
- * set, asyncio's own create_task does the version-specific calling. */
+/* Loop.create_task(coro, **kwargs) for fastloop's Loop, installed like
+ * create_future (see fl_task_init).  Without a task factory it accepts what
+ * asyncio's create_task accepts on this version (name and context; 3.14+
+ * passes every keyword on to Task, so eager_start too); with one, asyncio's
+ * own create_task does the version-specific calling, with the caller's
+ * keywords passed through unchanged. */
 static PyObject *
 loop_create_task(PyObject *loop, PyObject *const *args, size_t nargsf,
                  PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    PyObject *name = Py_None, *context = Py_None;
     if (nargs != 1) {
         PyErr_Format(PyExc_TypeError,
                      "create_task() takes exactly 1 positional argument "
@@ -927,32 +1028,64 @@ loop_create_task(PyObject *loop, PyObject *const *args, size_t nargsf,
                      nargs);
         return NULL;
     }
+    FLLoop *self = (FLLoop *)loop;
+    if (self->task_factory != NULL && self->task_factory != Py_None) {
+        PyObject *small[8];
+        PyObject **call_args = small;
+        if (2 + nkw > (Py_ssize_t)Py_ARRAY_LENGTH(small)) {
+            call_args = PyMem_Malloc((2 + nkw) * sizeof(PyObject *));
+            if (call_args == NULL) {
+                return PyErr_NoMemory();
+            }
+        }
+        call_args[0] = loop;
+        call_args[1] = args[0];
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            call_args[2 + i] = args[1 + i];
+        }
+        PyObject *task = PyObject_Vectorcall(fl_fstate.base_create_task,
+                                             call_args, 2, kwnames);
+        if (call_args != small) {
+            PyMem_Free(call_args);
+        }
+        return task;
+    }
+    PyObject *name = Py_None, *context = Py_None;
+    int eager_start = 0;
     for (Py_ssize_t i = 0; i < nkw; i++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_Check(key) &&
-            PyUnicode_CompareWithASCIIString(key, "name") == 0) {
-            name = args[nargs + i];
-        } else if (PyUnicode_Check(key) &&
-                   PyUnicode_CompareWithASCIIString(key, "context") == 0) {
-            context = args[nargs + i];
+        PyObject *value = args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
+            name = value;
+        } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
+            context = value;
+        }
+#if PY_VERSION_HEX >= 0x030E0000
+        else if (PyUnicode_CompareWithASCIIString(key, "eager_start") == 0) {
+            eager_start = PyObject_IsTrue(value);
+            if (eager_start < 0) {
+                return NULL;
+            }
         } else {
+            PyErr_Format(PyExc_TypeError,
+                         "Task() got an unexpected keyword argument '%S'",
+                         key);
+            return NULL;
+        }
+#else
+        else {
             PyErr_Format(PyExc_TypeError,
                          "create_task() got an unexpected keyword argument "
                          "'%S'",
                          key);
             return NULL;
         }
-    }
-    FLLoop *self = (FLLoop *)loop;
-    if (self->task_factory != NULL && self->task_factory != Py_None) {
-        PyObject *call_args[4] = {loop, args[0], name, context};
-        return PyObject_Vectorcall(fl_fstate.base_create_task, call_args, 2,
-                                   fl_fstate.kw_name_context);
+#endif
     }
     if (fl_loop_check_closed(self) < 0) {
         return NULL;
     }
-    return fl_task_new(loop, args[0], name, context);
+    return fl_task_new(loop, args[0], name, context, eager_start);
 }
 
 static PyMethodDef loop_create_task_def = {
@@ -973,10 +1106,16 @@ task_cancel(FLTask *task, PyObject *msg)
     task->num_cancels_requested++;
     if (task->fut_waiter != NULL) {
         /* Leave fut_waiter: it may be a Task that catches and ignores the
-         * cancellation, so we may have to cancel it again later. */
+         * cancellation, so we may have to cancel it again later.  Tasks
+         * awaiting each other (a cycle, or a long chain) recurse here in C:
+         * guard it, as asyncio's method calls are guarded. */
+        if (Py_EnterRecursiveCall(" while cancelling a task")) {
+            return -1;
+        }
         PyObject *waiter = Py_NewRef(task->fut_waiter);
         int rc = cancel_future(waiter, msg);
         Py_DECREF(waiter);
+        Py_LeaveRecursiveCall();
         if (rc != 0) {
             return rc;
         }

@@ -28,9 +28,10 @@ extern PyTypeObject FLTask_Type;
 #define FLTask_Check(op) PyObject_TypeCheck((op), &FLTask_Type)
 
 /* New fastloop Task running `coro` on `loop` (for Loop.create_task in C).
- * `name` and `context` may be NULL or None. */
+ * `name` and `context` may be NULL or None; `eager_start` (3.12+) runs the
+ * first step at once when the loop is running. */
 PyObject *fl_task_new(PyObject *loop, PyObject *coro, PyObject *name,
-                      PyObject *context);
+                      PyObject *context, int eager_start);
 
 int fl_task_init(PyObject *module);
 

@@ -180,3 +180,125 @@ def test_current_task_in_a_coroutine_is_its_task(loop):
 
     task = loop.create_task(main())
     assert loop.run_until_complete(task) is task
+
+
+def test_task_factory_receives_the_keywords_create_task_passes(loop):
+    received = []
+
+    def factory(lp, coro, **kwargs):
+        received.append(sorted(kwargs))
+        return asyncio.Task(coro, loop=lp, **kwargs)
+
+    loop.set_task_factory(factory)
+    loop.run_until_complete(loop.create_task(answer()))
+    loop.run_until_complete(loop.create_task(answer(), context=None))
+    ctx = contextvars.copy_context()
+    loop.run_until_complete(loop.create_task(answer(), context=ctx))
+    if sys.version_info >= (3, 14):
+        # 3.14 passes exactly the caller's keywords through (gh-128307).
+        assert received == [[], ["context"], ["context"]]
+    else:
+        # Earlier versions pass context only when it is not None.
+        assert received == [[], [], ["context"]]
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="create_task(**kwargs) is new in 3.14"
+)
+def test_create_task_passes_any_keyword_to_the_task_factory(loop):
+    received = []
+
+    def factory(lp, coro, *, tag, **kwargs):
+        received.append(tag)
+        return asyncio.Task(coro, loop=lp, **kwargs)
+
+    loop.set_task_factory(factory)
+    assert loop.run_until_complete(loop.create_task(answer(), tag="x")) == 42
+    assert received == ["x"]
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="create_task(**kwargs) is new in 3.14"
+)
+def test_create_task_without_a_factory_rejects_unknown_keywords(loop):
+    coro = answer()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'tag'"):
+        loop.create_task(coro, tag="x")
+    coro.close()
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 14), reason="3.14 passes keywords on to Task"
+)
+def test_create_task_rejects_keywords_other_than_name_and_context(loop):
+    coro = answer()
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        loop.create_task(coro, tag="x")
+    coro.close()
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="create_task(eager_start=) is new in 3.14"
+)
+def test_create_task_with_eager_start_runs_the_first_step_at_once(loop):
+    events = []
+
+    async def coro():
+        events.append("started")
+        await asyncio.sleep(0)
+        events.append("resumed")
+        return asyncio.current_task()
+
+    async def main():
+        task = asyncio.create_task(coro(), eager_start=True)
+        events.append("create_task returned")
+        assert asyncio.current_task() is not task
+        return task, await task
+
+    task, current = loop.run_until_complete(main())
+    assert events == ["started", "create_task returned", "resumed"]
+    assert current is task
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="create_task(eager_start=) is new in 3.14"
+)
+def test_an_eager_task_that_finishes_at_once_is_done_when_created(loop):
+    async def coro():
+        return asyncio.current_task()
+
+    async def main():
+        task = loop.create_task(coro(), eager_start=True, name="eager")
+        return task, task.done(), task.result(), asyncio.current_task()
+
+    task, done, current_inside, outer = loop.run_until_complete(main())
+    assert done
+    assert current_inside is task
+    assert outer is not task
+    assert task.get_name() == "eager"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are new in 3.12")
+def test_all_tasks_sees_an_eager_task_while_it_runs_its_first_step(loop):
+    async def coro():
+        return asyncio.current_task() in asyncio.all_tasks()
+
+    async def main():
+        loop.set_task_factory(asyncio.eager_task_factory)
+        return await loop.create_task(coro())
+
+    assert loop.run_until_complete(main()) is True
+
+
+def test_timeout_and_task_group_work_inside_a_task(loop):
+    async def child():
+        await asyncio.sleep(0)
+        return "child"
+
+    async def main():
+        async with asyncio.timeout(10):
+            async with asyncio.TaskGroup() as tg:
+                t = tg.create_task(child())
+        return asyncio.current_task() is not None, t.result()
+
+    assert loop.run_until_complete(main()) == (True, "child")
