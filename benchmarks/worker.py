@@ -101,6 +101,12 @@ def measure_instr(bench, run, ops, lib):
     lib.bench_start()
     run(ops)
     lib.bench_dump(b"N")
+    # Both runs start with the youngest generation empty (as in time mode):
+    # otherwise a collection lands in one run or the other by accident, and
+    # moves the difference by its cost divided by `ops`.
+    lib.bench_stop()
+    gc.collect()
+    lib.bench_start()
     run(2 * ops)
     lib.bench_dump(b"2N")
     lib.bench_stop()
