@@ -85,6 +85,21 @@ def compile_args():
     return args
 
 
+def asyncio_layout_macros():
+    """The size of asyncio's C Task on the interpreter we build for.
+
+    fastloop.Future and fastloop.Task subclass asyncio's C Future and Task
+    and keep their own fields after the bases' storage, whose size is not
+    in CPython's headers.  The module checks it again when imported.
+    """
+    try:
+        import _asyncio
+    except ImportError:
+        sys.exit("fastloop: this Python has no _asyncio (asyncio's C "
+                 "accelerator); fastloop's Future and Task subclass its types")
+    return [("FL_ASYNCIO_TASK_BASICSIZE", str(_asyncio.Task.__basicsize__))]
+
+
 libev = find_libev()
 
 setup(
@@ -96,6 +111,7 @@ setup(
             include_dirs=["src"] + libev["include_dirs"],
             library_dirs=libev["library_dirs"],
             libraries=["ev"],
+            define_macros=asyncio_layout_macros(),
             extra_compile_args=compile_args(),
         )
     ],

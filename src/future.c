@@ -15,7 +15,11 @@
 
 fl_future_state fl_fstate;
 
-static PyTypeObject FLFutureIter_Type;
+PyTypeObject *fl_future_type;
+PyTypeObject *fl_task_type;
+PyTypeObject *fl_asyncio_future_type;
+PyTypeObject *fl_asyncio_task_type;
+static PyTypeObject *fl_future_iter_type;
 
 static const char *const state_names[] = {"PENDING", "CANCELLED", "FINISHED"};
 
@@ -261,71 +265,47 @@ get_event_loop(void)
     return PyObject_CallNoArgs(fl_fstate.get_event_loop);
 }
 
-/* Is `loop` a fastloop Loop whose scheduling methods are fastloop's own?
- * Only then do callbacks and task steps skip loop.call_soon() for the C
- * ready queue: a subclass that overrides call_soon (a tracing or
- * instrumented loop), get_debug or is_running is called like any loop.
- * The answer is cached per type and recomputed when the type changes. */
-static PyTypeObject *fast_cache_type; /* strong reference */
-static unsigned int fast_cache_tag;
-static int fast_cache_answer;
+/* fl_loop_is_fast() for a type it has not seen yet, or that changed:
+ * compare the type's call_soon, get_debug and is_running with the C Loop's
+ * own, and remember the answer with the type's version tag. */
+PyTypeObject *fl_fast_cache_type; /* strong reference */
+unsigned int fl_fast_cache_tag;
+int fl_fast_cache_answer;
 static PyObject *fast_method_names[3];
 static PyObject *fast_methods[3]; /* the C Loop's own descriptors */
 
-static int
-compute_loop_is_fast(PyTypeObject *type)
-{
-    for (size_t i = 0; i < Py_ARRAY_LENGTH(fast_methods); i++) {
-        PyObject *descr =
-            PyObject_GetAttr((PyObject *)type, fast_method_names[i]);
-        if (descr == NULL) {
-            return -1;
-        }
-        int same = descr == fast_methods[i];
-        Py_DECREF(descr);
-        if (!same) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 int
-fl_loop_is_fast(PyObject *loop)
+fl_loop_is_fast_slow(PyObject *loop)
 {
     PyTypeObject *type = Py_TYPE(loop);
-    if (type == &FLLoop_Type) {
-        return 1;
-    }
-    if (type == fast_cache_type &&
-        (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) &&
-        type->tp_version_tag == fast_cache_tag) {
-        return fast_cache_answer;
-    }
     if (!FLLoop_Check(loop)) {
         return 0;
     }
-    int answer = compute_loop_is_fast(type);
-    if (answer < 0) {
-        /* A type whose attribute lookup fails: the generic path will
-         * report it where asyncio would. */
-        PyErr_Clear();
-        return 0;
+    int answer = 1;
+    for (size_t i = 0; i < Py_ARRAY_LENGTH(fast_methods) && answer; i++) {
+        PyObject *descr =
+            PyObject_GetAttr((PyObject *)type, fast_method_names[i]);
+        if (descr == NULL) {
+            /* A type whose attribute lookup fails: the generic path will
+             * report it where asyncio would. */
+            PyErr_Clear();
+            return 0;
+        }
+        answer = descr == fast_methods[i];
+        Py_DECREF(descr);
     }
     /* The lookups above gave the type a version tag (a later change to
      * the type invalidates it). */
-    Py_XSETREF(fast_cache_type, (PyTypeObject *)Py_NewRef(type));
-    fast_cache_tag = type->tp_version_tag;
-    fast_cache_answer = answer;
+    Py_XSETREF(fl_fast_cache_type, (PyTypeObject *)Py_NewRef(type));
+    fl_fast_cache_tag = type->tp_version_tag;
+    fl_fast_cache_answer = answer;
     return answer;
 }
 
+/* loop.get_debug() of a loop that is not fast. */
 static int
-loop_get_debug(PyObject *loop)
+loop_get_debug_generic(PyObject *loop)
 {
-    if (fl_loop_is_fast(loop)) {
-        return ((FLLoop *)loop)->debug;
-    }
     PyObject *res = PyObject_CallMethodNoArgs(loop, fl_fstate.str_get_debug);
     if (res == NULL) {
         return -1;
@@ -371,7 +351,8 @@ fl_future_init_fields(FLFuture *fut, PyObject *loop)
     }
     fut->loop = loop;
     fut->fast_loop = fl_loop_is_fast(loop);
-    int debug = loop_get_debug(loop);
+    int debug = fut->fast_loop ? ((FLLoop *)loop)->debug
+                               : loop_get_debug_generic(loop);
     if (debug < 0) {
         return -1;
     }
@@ -579,16 +560,28 @@ add_done_callback(FLFuture *fut, PyObject *fn, PyObject *ctx)
     return cb_append(fut, fn, ctx);
 }
 
+/* Dead futures of the exact type, kept for reuse: creating a future per
+ * await is the common pattern.  Their memory is as tp_clear left it: every
+ * field zero or NULL (fastloop's, and the base's, which its own tp_clear
+ * clears). */
+#define FL_FUTURE_FREELIST 256
+static FLFuture *future_freelist[FL_FUTURE_FREELIST];
+static int future_freelist_len;
+
 PyObject *
 fl_future_new(PyObject *loop)
 {
-    FLFuture *fut = PyObject_GC_New(FLFuture, &FLFuture_Type);
-    if (fut == NULL) {
-        return NULL;
+    FLFuture *fut;
+    if (future_freelist_len > 0) {
+        fut = future_freelist[--future_freelist_len];
+        (void)PyObject_Init((PyObject *)fut, fl_future_type);
+        PyObject_GC_Track(fut);
+    } else {
+        fut = (FLFuture *)fl_future_type->tp_alloc(fl_future_type, 0);
+        if (fut == NULL) {
+            return NULL;
+        }
     }
-    memset((char *)fut + sizeof(PyObject), 0,
-           sizeof(FLFuture) - sizeof(PyObject));
-    PyObject_GC_Track(fut);
     if (fl_future_init_fields(fut, loop) < 0) {
         Py_DECREF(fut);
         return NULL;
@@ -1040,8 +1033,9 @@ static PyGetSetDef Future_getset[] = {
     {NULL},
 };
 
-/* T_OBJECT members read as None while the field is NULL. */
-static PyMemberDef Future_members[] = {
+/* T_OBJECT members read as None while the field is NULL.  Task shares
+ * them: the offsets are the same in an FLTask. */
+PyMemberDef fl_future_members[] = {
     {"_result", T_OBJECT, offsetof(FLFuture, result), READONLY, NULL},
     {"_exception", T_OBJECT, offsetof(FLFuture, exception), READONLY, NULL},
     {"_source_traceback", T_OBJECT, offsetof(FLFuture, source_tb), READONLY,
@@ -1100,7 +1094,8 @@ Future_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
 }
 
 int
-fl_future_traverse(FLFuture *fut, visitproc visit, void *arg)
+fl_future_traverse(FLFuture *fut, visitproc visit, void *arg,
+                   PyTypeObject *base)
 {
     Py_VISIT(fut->loop);
     Py_VISIT(fut->result);
@@ -1109,22 +1104,27 @@ fl_future_traverse(FLFuture *fut, visitproc visit, void *arg)
     Py_VISIT(fut->source_tb);
     Py_VISIT(fut->cancel_msg);
     Py_VISIT(fut->cancelled_exc);
-    Py_VISIT(fut->dict);
     Py_VISIT(fut->cb0.fn);
     Py_VISIT(fut->cb0.ctx);
     for (Py_ssize_t i = 0; i < fut->ncbs; i++) {
         Py_VISIT(fut->cbs[i].fn);
         Py_VISIT(fut->cbs[i].ctx);
     }
-    return 0;
+    /* The base's storage: the instance dict and what CPython's own code
+     * stores there (3.14's awaited-by links).  asyncio's heap types (3.12+)
+     * visit the object's type there; 3.11's static ones do not, and a heap
+     * type's instances must. */
+    if (!PyType_HasFeature(base, Py_TPFLAGS_HEAPTYPE)) {
+        Py_VISIT(Py_TYPE(fut));
+    }
+    return base->tp_traverse((PyObject *)fut, visit, arg);
 }
 
 int
-fl_future_clear(FLFuture *fut)
+fl_future_clear(FLFuture *fut, PyTypeObject *base)
 {
     future_clear_state(fut);
-    Py_CLEAR(fut->dict);
-    return 0;
+    return base->tp_clear((PyObject *)fut);
 }
 
 /* "Future exception was never retrieved", as asyncio's Future.__del__. */
@@ -1171,46 +1171,90 @@ done:
     fl_err_restore(saved);
 }
 
-static void
-Future_dealloc(FLFuture *fut)
+/* The first part of Future's and Task's tp_dealloc (`clear`: their
+ * tp_clear; `finalize`: their tp_finalize has something to do, which a
+ * Python subclass's may always have).  0 when the finalizer resurrected
+ * the object; otherwise 1, and the caller frees or keeps the memory and
+ * drops the type reference (also for instances of Python subclasses, whose
+ * subtype_dealloc leaves that to a heap base type's dealloc). */
+int
+fl_future_dealloc_begin(FLFuture *fut, inquiry clear, int finalize)
 {
-    PyTypeObject *tp = Py_TYPE(fut);
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)fut) < 0) {
-        return; /* resurrected */
+    PyObject *self = (PyObject *)fut;
+    PyTypeObject *tp = Py_TYPE(self);
+    /* Calling the finalizer marks the object finalized for good, which
+     * would keep a reused one from ever being finalized again: call it
+     * only when it has work; reuse only objects never finalized. */
+    if ((finalize || (tp != fl_future_type && tp != fl_task_type)) &&
+        PyObject_CallFinalizerFromDealloc(self) < 0) {
+        return 0; /* resurrected */
     }
-    PyObject_GC_UnTrack(fut);
-    if (fut->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)fut);
+    PyObject_GC_UnTrack(self);
+    /* The weak-reference list is where the type says (in the base's
+     * storage, or before the object for a managed one): look first, as
+     * the call costs more than the look. */
+    assert(tp->tp_weaklistoffset != 0);
+    if (*(PyObject **)((char *)self + tp->tp_weaklistoffset) != NULL) {
+        PyObject_ClearWeakRefs(self);
     }
-    fl_future_clear(fut);
-    /* A subclass's subtype_dealloc drops the type reference itself. */
-    tp->tp_free(fut);
+    (void)clear(self);
+    return 1;
 }
 
-static PyAsyncMethods Future_as_async = {
-    .am_await = future_new_iter,
+static int
+Future_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    return fl_future_traverse((FLFuture *)self, visit, arg,
+                              fl_asyncio_future_type);
+}
+
+static int
+Future_clear(PyObject *self)
+{
+    return fl_future_clear((FLFuture *)self, fl_asyncio_future_type);
+}
+
+static void
+Future_dealloc(PyObject *self)
+{
+    FLFuture *fut = (FLFuture *)self;
+    PyTypeObject *tp = Py_TYPE(self);
+    if (!fl_future_dealloc_begin(fut, Future_clear,
+                                 fut->log_tb && fut->loop != NULL)) {
+        return;
+    }
+    if (tp == fl_future_type && future_freelist_len < FL_FUTURE_FREELIST &&
+        !PyObject_GC_IsFinalized(self)) {
+        /* Kept for fl_future_new, which takes the type reference back. */
+        future_freelist[future_freelist_len++] = fut;
+    } else {
+        tp->tp_free(self);
+    }
+    Py_DECREF(tp);
+}
+
+static PyType_Slot Future_slots[] = {
+    {Py_tp_doc, "Future(*, loop=None): asyncio.Future implemented in C."},
+    {Py_tp_new, Future_tp_new},
+    {Py_tp_init, Future_tp_init},
+    {Py_tp_dealloc, Future_dealloc},
+    {Py_tp_finalize, fl_future_finalize},
+    {Py_tp_traverse, Future_traverse},
+    {Py_tp_clear, Future_clear},
+    {Py_tp_repr, future_repr},
+    {Py_tp_iter, future_new_iter},
+    {Py_am_await, future_new_iter},
+    {Py_tp_methods, Future_methods},
+    {Py_tp_getset, Future_getset},
+    {Py_tp_members, fl_future_members},
+    {0, NULL},
 };
 
-PyTypeObject FLFuture_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.Future",
-    .tp_doc = "Future(*, loop=None): asyncio.Future implemented in C.",
-    .tp_basicsize = sizeof(FLFuture),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_new = Future_tp_new,
-    .tp_init = (initproc)Future_tp_init,
-    .tp_vectorcall = Future_vectorcall,
-    .tp_dealloc = (destructor)Future_dealloc,
-    .tp_finalize = (destructor)fl_future_finalize,
-    .tp_traverse = (traverseproc)fl_future_traverse,
-    .tp_clear = (inquiry)fl_future_clear,
-    .tp_repr = future_repr,
-    .tp_iter = future_new_iter,
-    .tp_as_async = &Future_as_async,
-    .tp_methods = Future_methods,
-    .tp_getset = Future_getset,
-    .tp_members = Future_members,
-    .tp_dictoffset = offsetof(FLFuture, dict),
-    .tp_weaklistoffset = offsetof(FLFuture, weakreflist),
+static PyType_Spec Future_spec = {
+    .name = "fastloop.Future",
+    .basicsize = sizeof(FLFuture),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = Future_slots,
 };
 
 /* ------------------------------------------------------------------ */
@@ -1220,15 +1264,26 @@ typedef struct {
     PyObject_HEAD FLFuture *future; /* NULL once exhausted */
 } FLFutureIter;
 
+/* Dead iterators kept for reuse (one per `await future`). */
+#define FL_ITER_FREELIST 256
+static FLFutureIter *iter_freelist[FL_ITER_FREELIST];
+static int iter_freelist_len;
+
 static PyObject *
 future_new_iter(PyObject *fut)
 {
     if (ensure_alive((FLFuture *)fut) < 0) {
         return NULL;
     }
-    FLFutureIter *it = PyObject_GC_New(FLFutureIter, &FLFutureIter_Type);
-    if (it == NULL) {
-        return NULL;
+    FLFutureIter *it;
+    if (iter_freelist_len > 0) {
+        it = iter_freelist[--iter_freelist_len];
+        (void)PyObject_Init((PyObject *)it, fl_future_iter_type);
+    } else {
+        it = PyObject_GC_New(FLFutureIter, fl_future_iter_type);
+        if (it == NULL) {
+            return NULL;
+        }
     }
     it->future = (FLFuture *)Py_NewRef(fut);
     PyObject_GC_Track(it);
@@ -1387,9 +1442,15 @@ FutureIter_clear(FLFutureIter *it)
 static void
 FutureIter_dealloc(FLFutureIter *it)
 {
+    PyTypeObject *tp = Py_TYPE(it);
     PyObject_GC_UnTrack(it);
     Py_CLEAR(it->future);
-    PyObject_GC_Del(it);
+    if (iter_freelist_len < FL_ITER_FREELIST) {
+        iter_freelist[iter_freelist_len++] = it;
+    } else {
+        PyObject_GC_Del(it);
+    }
+    Py_DECREF(tp);
 }
 
 static PyMethodDef FutureIter_methods[] = {
@@ -1400,21 +1461,23 @@ static PyMethodDef FutureIter_methods[] = {
     {NULL, NULL},
 };
 
-static PyAsyncMethods FutureIter_as_async = {
-    .am_send = (sendfunc)FutureIter_am_send,
+static PyType_Slot FutureIter_slots[] = {
+    {Py_tp_dealloc, FutureIter_dealloc},
+    {Py_tp_traverse, FutureIter_traverse},
+    {Py_tp_clear, FutureIter_clear},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, FutureIter_iternext},
+    {Py_am_send, FutureIter_am_send},
+    {Py_tp_methods, FutureIter_methods},
+    {0, NULL},
 };
 
-static PyTypeObject FLFutureIter_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.FutureIter",
-    .tp_basicsize = sizeof(FLFutureIter),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_dealloc = (destructor)FutureIter_dealloc,
-    .tp_traverse = (traverseproc)FutureIter_traverse,
-    .tp_clear = (inquiry)FutureIter_clear,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)FutureIter_iternext,
-    .tp_as_async = &FutureIter_as_async,
-    .tp_methods = FutureIter_methods,
+static PyType_Spec FutureIter_spec = {
+    .name = "fastloop.FutureIter",
+    .basicsize = sizeof(FLFutureIter),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = FutureIter_slots,
 };
 
 /* ------------------------------------------------------------------ */
@@ -1446,6 +1509,42 @@ import_from(const char *module_name, const char *attr)
         }                                                                     \
     } while (0)
 
+/* asyncio's C Future and Task, fastloop's bases.  fastloop's objects
+ * reserve room for _asyncio.Task's fields before their own; that room was
+ * measured by setup.py on the interpreter it built for. */
+static int
+import_asyncio_types(void)
+{
+    PyObject *f = import_from("_asyncio", "Future");
+    PyObject *t = f ? import_from("_asyncio", "Task") : NULL;
+    if (t == NULL) {
+        Py_XDECREF(f);
+        if (PyErr_ExceptionMatches(PyExc_ImportError)) {
+            PyErr_SetString(PyExc_ImportError,
+                            "fastloop needs asyncio's C accelerator module "
+                            "_asyncio (its Future and Task are fastloop's "
+                            "bases)");
+        }
+        return -1;
+    }
+    fl_asyncio_future_type = (PyTypeObject *)f;
+    fl_asyncio_task_type = (PyTypeObject *)t;
+    if (!PyType_Check(f) || !PyType_Check(t) ||
+        fl_asyncio_task_type->tp_basicsize != FL_ASYNCIO_TASK_BASICSIZE ||
+        fl_asyncio_future_type->tp_basicsize > FL_ASYNCIO_TASK_BASICSIZE ||
+        !PyType_HasFeature(fl_asyncio_future_type, Py_TPFLAGS_BASETYPE) ||
+        !PyType_HasFeature(fl_asyncio_task_type, Py_TPFLAGS_BASETYPE)) {
+        PyErr_Format(PyExc_ImportError,
+                     "fastloop was built for an asyncio.Task of %d bytes; "
+                     "this interpreter's is %zd: rebuild fastloop with it",
+                     FL_ASYNCIO_TASK_BASICSIZE,
+                     PyType_Check(t) ? fl_asyncio_task_type->tp_basicsize
+                                     : (Py_ssize_t)-1);
+        return -1;
+    }
+    return 0;
+}
+
 int
 fl_future_init(PyObject *module)
 {
@@ -1471,6 +1570,11 @@ fl_future_init(PyObject *module)
     FS_IMPORT(register_eager_task, "asyncio.tasks", "_register_eager_task");
     FS_IMPORT(unregister_eager_task, "asyncio.tasks",
               "_unregister_eager_task");
+    FS_IMPORT(unregister_task, "asyncio.tasks", "_unregister_task");
+    FS_IMPORT(add_to_awaited_by, "asyncio.futures",
+              "future_add_to_awaited_by");
+    FS_IMPORT(discard_from_awaited_by, "asyncio.futures",
+              "future_discard_from_awaited_by");
 #elif PY_VERSION_HEX >= 0x030C0000
     FS_IMPORT(eager_tasks, "asyncio.tasks", "_eager_tasks");
 #endif
@@ -1512,18 +1616,29 @@ fl_future_init(PyObject *module)
         if (fast_method_names[i] == NULL) {
             return -1;
         }
-        fast_methods[i] = PyObject_GetAttr((PyObject *)&FLLoop_Type,
-                                           fast_method_names[i]);
+        fast_methods[i] =
+            PyObject_GetAttr((PyObject *)&FLLoop_Type, fast_method_names[i]);
         if (fast_methods[i] == NULL) {
             return -1;
         }
     }
 
-    if (PyType_Ready(&FLFutureIter_Type) < 0 ||
-        PyType_Ready(&FLFuture_Type) < 0) {
+    if (import_asyncio_types() < 0) {
         return -1;
     }
-    if (PyModule_AddObjectRef(module, "Future", (PyObject *)&FLFuture_Type) <
+    fl_future_iter_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &FutureIter_spec, NULL);
+    if (fl_future_iter_type == NULL) {
+        return -1;
+    }
+    fl_future_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &Future_spec, (PyObject *)fl_asyncio_future_type);
+    if (fl_future_type == NULL) {
+        return -1;
+    }
+    /* Future(loop=...) without an args tuple or a kwargs dict. */
+    fl_future_type->tp_vectorcall = Future_vectorcall;
+    if (PyModule_AddObjectRef(module, "Future", (PyObject *)fl_future_type) <
         0) {
         return -1;
     }

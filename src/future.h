@@ -9,7 +9,9 @@
 #ifndef FL_FUTURE_H
 #define FL_FUTURE_H
 
-#include "module.h"
+#include "loop.h"
+
+#include <structmember.h> /* PyMemberDef on 3.11 */
 
 /* getattr(obj, name) that returns 0 with *result NULL when missing. */
 static inline int
@@ -51,18 +53,33 @@ typedef struct {
     PyObject *ctx;
 } fl_callback;
 
+/* fastloop.Future subclasses asyncio's C Future (_asyncio.Future) and
+ * fastloop.Task asyncio's C Task, so that isinstance() checks hold.  The
+ * base types' storage comes first in both; fastloop keeps its own state
+ * after it and never reads the base's.  The reserved room is the size of
+ * _asyncio.Task (setup.py measures it on the interpreter it builds for, and
+ * module init checks it), so that a Future and a Task keep fastloop's
+ * fields at the same offset and share this struct.  See docs/ARCHITECTURE.md
+ * for the base fields CPython itself may write (dict, weak references,
+ * 3.14's awaited-by links and task list node). */
+#ifndef FL_ASYNCIO_TASK_BASICSIZE
+#error "FL_ASYNCIO_TASK_BASICSIZE (sizeof(_asyncio.Task)) comes from setup.py"
+#endif
+
 typedef struct {
-    PyObject_HEAD PyObject *loop; /* NULL only when __init__ was skipped */
+    union {
+        PyObject ob_base;
+        char asyncio_base[FL_ASYNCIO_TASK_BASICSIZE];
+    } head;
+    PyObject *loop; /* NULL only when __init__ was skipped */
     PyObject *result;
     PyObject *exception;
     PyObject *exception_tb;
     PyObject *source_tb; /* debug mode: where the future was created */
     PyObject *cancel_msg;
     PyObject *cancelled_exc; /* CancelledError to re-raise (tasks) */
-    PyObject *dict;
-    PyObject *weakreflist;
-    fl_callback cb0;  /* first callback, inline: the common case */
-    fl_callback *cbs; /* the others, in order */
+    fl_callback cb0;         /* first callback, inline: the common case */
+    fl_callback *cbs;        /* the others, in order */
     Py_ssize_t ncbs;
     Py_ssize_t cbs_cap;
     unsigned char state;
@@ -71,10 +88,25 @@ typedef struct {
     unsigned char fast_loop; /* loop is a fastloop Loop: use its C queue */
 } FLFuture;
 
-extern PyTypeObject FLFuture_Type;
+/* The types: heap types made at module init. */
+extern PyTypeObject *fl_future_type;
+extern PyTypeObject *fl_task_type;
+/* asyncio's C Future and Task, their bases. */
+extern PyTypeObject *fl_asyncio_future_type;
+extern PyTypeObject *fl_asyncio_task_type;
 
-#define FLFuture_CheckExact(op) Py_IS_TYPE((op), &FLFuture_Type)
-#define FLFuture_Check(op) PyObject_TypeCheck((op), &FLFuture_Type)
+#define FLFuture_CheckExact(op) Py_IS_TYPE((op), fl_future_type)
+#define FLTask_CheckExact(op) Py_IS_TYPE((op), fl_task_type)
+#define FLTask_Check(op) PyObject_TypeCheck((op), fl_task_type)
+
+/* A fastloop Future or Task (or a subclass of either): an FLFuture. */
+static inline int
+FLFuture_Check(PyObject *op)
+{
+    return FLFuture_CheckExact(op) || FLTask_CheckExact(op) ||
+           PyObject_TypeCheck(op, fl_future_type) ||
+           PyObject_TypeCheck(op, fl_task_type);
+}
 
 /* asyncio objects and interned names used by future.c and task.c. */
 typedef struct {
@@ -97,6 +129,11 @@ typedef struct {
     PyObject *swap_current_task;     /* tasks._swap_current_task */
     PyObject *register_eager_task;   /* tasks._register_eager_task */
     PyObject *unregister_eager_task; /* tasks._unregister_eager_task */
+    PyObject *unregister_task;       /* tasks._unregister_task */
+    /* 3.14+: who awaits a future, for asyncio's call-graph introspection
+     * (futures.future_add_to_awaited_by and its inverse). */
+    PyObject *add_to_awaited_by;
+    PyObject *discard_from_awaited_by;
     PyObject *base_create_task; /* base_events.BaseEventLoop.create_task */
     PyObject *str_add_done_callback;
     PyObject *str_call_soon;
@@ -111,9 +148,9 @@ typedef struct {
     PyObject *str_result;
     PyObject *str_task;
     PyObject *str_throw;
-    PyObject *str_blocking;    /* "_asyncio_future_blocking" */
-    PyObject *kw_context;      /* ("context",) */
-    PyObject *kw_msg;          /* ("msg",) */
+    PyObject *str_blocking; /* "_asyncio_future_blocking" */
+    PyObject *kw_context;   /* ("context",) */
+    PyObject *kw_msg;       /* ("msg",) */
 } fl_future_state;
 
 extern fl_future_state fl_fstate;
@@ -121,7 +158,22 @@ extern fl_future_state fl_fstate;
 /* True when `loop` is a fastloop Loop whose call_soon, get_debug and
  * is_running are the C Loop's own: then futures and tasks schedule straight
  * into its ready queue. */
-int fl_loop_is_fast(PyObject *loop);
+int fl_loop_is_fast_slow(PyObject *loop);
+extern PyTypeObject *fl_fast_cache_type;
+extern unsigned int fl_fast_cache_tag;
+extern int fl_fast_cache_answer;
+
+static inline int
+fl_loop_is_fast(PyObject *loop)
+{
+    PyTypeObject *type = Py_TYPE(loop);
+    if (type == fl_fast_cache_type &&
+        (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) &&
+        type->tp_version_tag == fl_fast_cache_tag) {
+        return fl_fast_cache_answer;
+    }
+    return type == &FLLoop_Type || fl_loop_is_fast_slow(loop);
+}
 
 /* Future.__init__ body: bind to `loop` (None: the current event loop). */
 int fl_future_init_fields(FLFuture *fut, PyObject *loop);
@@ -157,9 +209,14 @@ int fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
  * as in asyncio); other errors are written as unraisable and 0 returned. */
 int fl_call_exception_handler(PyObject *loop, PyObject *context);
 
-/* Shared with task.c (tp slots of the base type). */
-int fl_future_traverse(FLFuture *fut, visitproc visit, void *arg);
-int fl_future_clear(FLFuture *fut);
+/* Shared with task.c: the type slots' Future part.  `base` is the asyncio
+ * type below the object's fastloop type, whose own slots handle whatever
+ * CPython stored in the base's storage. */
+int fl_future_traverse(FLFuture *fut, visitproc visit, void *arg,
+                       PyTypeObject *base);
+int fl_future_clear(FLFuture *fut, PyTypeObject *base);
+int fl_future_dealloc_begin(FLFuture *fut, inquiry clear, int finalize);
+extern PyMemberDef fl_future_members[];
 void fl_future_finalize(FLFuture *fut);
 int fl_parse_msg(const char *fname, PyObject *const *args, Py_ssize_t nargs,
                  PyObject *kwnames, PyObject **msg);

@@ -17,10 +17,11 @@ typedef struct {
                                  */
     PyObject *extract_stack;    /* asyncio.format_helpers.extract_stack */
     PyObject *iscoroutine;      /* asyncio.coroutines.iscoroutine */
-    PyObject *iscoroutinefunction; /* asyncio.coroutines._iscoroutinefunction
-                                    where it exists, else iscoroutinefunction */
-    PyObject *logger;              /* asyncio.log.logger */
-    Py_ssize_t debug_stack_depth;  /* asyncio.constants.DEBUG_STACK_DEPTH */
+    PyObject
+        *iscoroutinefunction;     /* asyncio.coroutines._iscoroutinefunction
+                                   where it exists, else iscoroutinefunction */
+    PyObject *logger;             /* asyncio.log.logger */
+    Py_ssize_t debug_stack_depth; /* asyncio.constants.DEBUG_STACK_DEPTH */
     PyObject *str_call_exception_handler;
     PyObject *str_message;
     PyObject *str_exception;

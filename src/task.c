@@ -62,6 +62,34 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
     (void)may_defer;
     return call_registry(fl_fstate.leave_task, loop, (PyObject *)task);
 }
+
+/* asyncio links a registered Task (a subclass of its C Task, as fastloop's
+ * is) into a per-thread list through the base's storage, and unlinks it
+ * when the task finishes: fastloop's tasks finish in their own code, so
+ * they unlink themselves.  Idempotent.  Never fails: an error is written
+ * as unraisable (it can only be a broken asyncio). */
+static void
+unregister_task(FLTask *task)
+{
+    if (call_registry(fl_fstate.unregister_task, (PyObject *)task, NULL) < 0) {
+        PyErr_WriteUnraisable((PyObject *)task);
+    }
+}
+
+/* Call-graph links: `fut` is (no longer) awaited by `task`.  asyncio's
+ * functions ignore objects that are not asyncio futures. */
+static inline int
+awaited_by_add(PyObject *fut, FLTask *task)
+{
+    return call_registry(fl_fstate.add_to_awaited_by, fut, (PyObject *)task);
+}
+
+static inline int
+awaited_by_discard(PyObject *fut, FLTask *task)
+{
+    return call_registry(fl_fstate.discard_from_awaited_by, fut,
+                         (PyObject *)task);
+}
 #else /* 3.11-3.13: asyncio.tasks._current_tasks, a dict */
 
 /* hash(loop), the key of every _current_tasks operation: cached on a
@@ -419,6 +447,11 @@ task_handle_yield(FLTask *task, PyObject *result)
             }
             Py_XSETREF(task->fut_waiter, result);
             result = NULL;
+#if FL_CURRENT_TASK_ON_TSTATE
+            if (awaited_by_add(task->fut_waiter, task) < 0) {
+                return -1;
+            }
+#endif
             if (task->must_cancel) {
                 rc = cancel_future(task->fut_waiter, task->fut.cancel_msg
                                                          ? task->fut.cancel_msg
@@ -481,6 +514,11 @@ task_handle_yield(FLTask *task, PyObject *result)
             }
             if (rc == 0) {
                 Py_XSETREF(task->fut_waiter, Py_NewRef(result));
+#if FL_CURRENT_TASK_ON_TSTATE
+                rc = awaited_by_add(result, task);
+#endif
+            }
+            if (rc == 0) {
                 if (task->must_cancel) {
                     int c = cancel_future(result, task->fut.cancel_msg
                                                       ? task->fut.cancel_msg
@@ -623,6 +661,11 @@ task_step(FLTask *task, PyObject *exc)
     if (rc == 0) {
         rc = task_step_run(task, exc);
         PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
+#if FL_CURRENT_TASK_ON_TSTATE
+        if (task->fut.state != FL_PENDING) {
+            unregister_task(task);
+        }
+#endif
         if (leave_task(task, loop, fl, rc == 0) < 0) {
             if (err != NULL) {
                 PyErr_WriteUnraisable((PyObject *)task);
@@ -641,6 +684,11 @@ task_step(FLTask *task, PyObject *exc)
 static int
 task_wakeup(FLTask *task, PyObject *fut)
 {
+#if FL_CURRENT_TASK_ON_TSTATE
+    if (awaited_by_discard(fut, task) < 0) {
+        return -1;
+    }
+#endif
     if (FLFuture_CheckExact(fut) || FLTask_CheckExact(fut)) {
         FLFuture *f = (FLFuture *)fut;
         if (f->state == FL_FINISHED && f->exception == NULL) {
@@ -734,8 +782,8 @@ task_eager_start(FLTask *task)
     PyObject *self = (PyObject *)task;
     PyObject *loop = Py_NewRef(task->fut.loop);
     PyObject *swap[2] = {loop, self};
-    PyObject *prev = PyObject_Vectorcall(fl_fstate.swap_current_task, swap,
-                                         2, NULL);
+    PyObject *prev =
+        PyObject_Vectorcall(fl_fstate.swap_current_task, swap, 2, NULL);
     if (prev == NULL) {
         Py_DECREF(loop);
         return -1;
@@ -757,8 +805,8 @@ task_eager_start(FLTask *task)
     /* Swap the previous current task back. */
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     swap[1] = prev;
-    PyObject *cur = PyObject_Vectorcall(fl_fstate.swap_current_task, swap, 2,
-                                        NULL);
+    PyObject *cur =
+        PyObject_Vectorcall(fl_fstate.swap_current_task, swap, 2, NULL);
     if (cur == NULL) {
         if (err != NULL) {
             PyErr_WriteUnraisable(self);
@@ -928,11 +976,30 @@ Task_tp_init(FLTask *task, PyObject *args, PyObject *kwds)
     return task_init_impl(task, coro, loop, name, context, eager_start);
 }
 
+/* Dead tasks of the exact type, kept for reuse, with every field zero or
+ * NULL as Task_clear (and Task_dealloc) left them. */
+#define FL_TASK_FREELIST 256
+static FLTask *task_freelist[FL_TASK_FREELIST];
+static int task_freelist_len;
+
+/* A new, zeroed fastloop.Task (not initialised). */
+static FLTask *
+task_alloc(void)
+{
+    if (task_freelist_len > 0) {
+        FLTask *task = task_freelist[--task_freelist_len];
+        (void)PyObject_Init((PyObject *)task, fl_task_type);
+        PyObject_GC_Track(task);
+        return task;
+    }
+    return (FLTask *)fl_task_type->tp_alloc(fl_task_type, 0);
+}
+
 PyObject *
 fl_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context,
             int eager_start)
 {
-    FLTask *task = (FLTask *)FLTask_Type.tp_alloc(&FLTask_Type, 0);
+    FLTask *task = task_alloc();
     if (task == NULL) {
         return NULL;
     }
@@ -998,7 +1065,7 @@ Task_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
                         "Task() missing required argument 'coro' (pos 1)");
         return NULL;
     }
-    FLTask *task = (FLTask *)FLTask_Type.tp_alloc(&FLTask_Type, 0);
+    FLTask *task = task_alloc();
     if (task == NULL) {
         return NULL;
     }
@@ -1349,7 +1416,7 @@ Task_traverse(FLTask *task, visitproc visit, void *arg)
     Py_VISIT(task->context);
     Py_VISIT(task->fut_waiter);
     Py_VISIT(task->name);
-    return fl_future_traverse(&task->fut, visit, arg);
+    return fl_future_traverse(&task->fut, visit, arg, fl_asyncio_task_type);
 }
 
 static int
@@ -1359,7 +1426,7 @@ Task_clear(FLTask *task)
     Py_CLEAR(task->context);
     Py_CLEAR(task->fut_waiter);
     Py_CLEAR(task->name);
-    return fl_future_clear(&task->fut);
+    return fl_future_clear(&task->fut, fl_asyncio_task_type);
 }
 
 /* "Task was destroyed but it is pending!", as asyncio's Task.__del__. */
@@ -1389,58 +1456,127 @@ Task_finalize(FLTask *task)
         Py_XDECREF(context);
         fl_err_restore(saved);
     }
+#if FL_CURRENT_TASK_ON_TSTATE
+    if (task->fut.state == FL_PENDING) {
+        /* A pending task may still be linked into asyncio's list of tasks
+         * (through the base's storage): unlink it before it is freed. */
+        PyObject *saved = fl_err_fetch();
+        unregister_task(task);
+        fl_err_restore(saved);
+    }
+#endif
     fl_future_finalize(&task->fut);
 }
 
 static void
 Task_dealloc(FLTask *task)
 {
+    /* What Task_finalize acts on: a pending task (reported if it logs,
+     * unlinked from asyncio's task list on 3.14+), an unretrieved
+     * exception. */
+    int finalize =
+        (task->fut.state == FL_PENDING &&
+         (FL_CURRENT_TASK_ON_TSTATE || task->log_destroy_pending)) ||
+        task->fut.log_tb;
     PyTypeObject *tp = Py_TYPE(task);
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)task) < 0) {
-        return; /* resurrected */
+#if FL_CURRENT_TASK_ON_TSTATE
+    if (!finalize) {
+        /* A finished task unlinked itself from asyncio's task list, but
+         * code calling asyncio.tasks._register_task() again may have
+         * linked it back: make sure no freed task stays linked.  asyncio's
+         * function only unlinks (no reference is taken). */
+        PyObject *saved = fl_err_fetch();
+        PyObject *arg = (PyObject *)task;
+        PyObject *res =
+            PyObject_Vectorcall(fl_fstate.unregister_task, &arg, 1, NULL);
+        Py_XDECREF(res);
+        PyErr_Clear();
+        fl_err_restore(saved);
     }
-    PyObject_GC_UnTrack(task);
-    if (task->fut.weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)task);
+#endif
+    if (!fl_future_dealloc_begin(&task->fut, (inquiry)Task_clear, finalize)) {
+        return;
     }
-    Task_clear(task);
-    tp->tp_free(task);
+    if (tp == fl_task_type && task_freelist_len < FL_TASK_FREELIST &&
+        !PyObject_GC_IsFinalized((PyObject *)task)) {
+        /* Kept for task_alloc, which takes the type reference back. */
+        task->name_id = 0;
+        task->num_cancels_requested = 0;
+        task->must_cancel = 0;
+        task->log_destroy_pending = 0;
+        task_freelist[task_freelist_len++] = task;
+    } else {
+        tp->tp_free(task);
+    }
+    Py_DECREF(tp);
 }
 
-PyTypeObject FLTask_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.Task",
-    .tp_doc = "Task(coro, *, loop=None, name=None, context=None): "
-              "asyncio.Task implemented in C.",
-    .tp_basicsize = sizeof(FLTask),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_base = &FLFuture_Type,
-    .tp_init = (initproc)Task_tp_init,
-    .tp_vectorcall = Task_vectorcall,
-    .tp_dealloc = (destructor)Task_dealloc,
-    .tp_finalize = (destructor)Task_finalize,
-    .tp_traverse = (traverseproc)Task_traverse,
-    .tp_clear = (inquiry)Task_clear,
-    .tp_repr = task_repr,
-    .tp_methods = Task_methods,
-    .tp_getset = Task_getset,
+static PyType_Slot Task_slots[] = {
+    {Py_tp_doc, "Task(coro, *, loop=None, name=None, context=None): "
+                "asyncio.Task implemented in C."},
+    {Py_tp_init, Task_tp_init},
+    {Py_tp_dealloc, Task_dealloc},
+    {Py_tp_finalize, Task_finalize},
+    {Py_tp_traverse, Task_traverse},
+    {Py_tp_clear, Task_clear},
+    {Py_tp_repr, task_repr},
+    /* Set at init: Future's slots and Task's methods merged with
+     * Future's. */
+    {Py_tp_new, NULL},
+    {Py_tp_iter, NULL},
+    {Py_am_await, NULL},
+    {Py_tp_methods, NULL},
+    {Py_tp_getset, NULL},
+    {Py_tp_members, fl_future_members},
+    {0, NULL},
 };
+
+static PyType_Spec Task_spec = {
+    .name = "fastloop.Task",
+    .basicsize = sizeof(FLTask),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = Task_slots,
+};
+
+/* Fills the slot `id` of `slots` (one listed with a NULL value). */
+static void
+set_slot(PyType_Slot *slots, int id, void *value)
+{
+    for (; slots->slot != 0; slots++) {
+        if (slots->slot == id) {
+            slots->pfunc = value;
+            return;
+        }
+    }
+    Py_UNREACHABLE();
+}
 
 int
 fl_task_init(PyObject *module)
 {
-    /* Like asyncio's C Task: Future's methods and attributes become Task's
-     * own descriptors, which gather() and friends call on every task. */
-    FLTask_Type.tp_methods =
-        fl_merge_methods(Task_methods, FLFuture_Type.tp_methods);
-    FLTask_Type.tp_getset =
-        fl_merge_getset(Task_getset, FLFuture_Type.tp_getset);
-    if (FLTask_Type.tp_methods == NULL || FLTask_Type.tp_getset == NULL) {
+    /* fastloop.Task is not a subclass of fastloop.Future (its base is
+     * asyncio's Task), so Future's methods, attributes and slots become
+     * Task's own, as in asyncio's C Task; none of the asyncio base's may
+     * show through, since they read the base's unused storage. */
+    PyMethodDef *methods =
+        fl_merge_methods(Task_methods, fl_future_type->tp_methods);
+    PyGetSetDef *getset =
+        fl_merge_getset(Task_getset, fl_future_type->tp_getset);
+    if (methods == NULL || getset == NULL) {
         return -1;
     }
-    if (PyType_Ready(&FLTask_Type) < 0) {
+    set_slot(Task_slots, Py_tp_methods, methods);
+    set_slot(Task_slots, Py_tp_getset, getset);
+    set_slot(Task_slots, Py_tp_new, fl_future_type->tp_new);
+    set_slot(Task_slots, Py_tp_iter, fl_future_type->tp_iter);
+    set_slot(Task_slots, Py_am_await, fl_future_type->tp_as_async->am_await);
+    fl_task_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &Task_spec, (PyObject *)fl_asyncio_task_type);
+    if (fl_task_type == NULL) {
         return -1;
     }
-    if (PyModule_AddObjectRef(module, "Task", (PyObject *)&FLTask_Type) < 0) {
+    fl_task_type->tp_vectorcall = Task_vectorcall;
+    if (PyModule_AddObjectRef(module, "Task", (PyObject *)fl_task_type) < 0) {
         return -1;
     }
     PyObject *descr = PyDescr_NewMethod(&FLLoop_Type, &loop_create_task_def);

@@ -22,11 +22,6 @@ typedef struct {
     unsigned char log_destroy_pending;
 } FLTask;
 
-extern PyTypeObject FLTask_Type;
-
-#define FLTask_CheckExact(op) Py_IS_TYPE((op), &FLTask_Type)
-#define FLTask_Check(op) PyObject_TypeCheck((op), &FLTask_Type)
-
 /* New fastloop Task running `coro` on `loop` (for Loop.create_task in C).
  * `name` and `context` may be NULL or None; `eager_start` (3.12+) runs the
  * first step at once when the loop is running. */

@@ -82,9 +82,10 @@ def test_task_requires_a_coroutine(impl):
         impl.Task(42, loop=impl.loop)
 
 
-def test_task_is_a_future(impl):
+def test_task_is_an_asyncio_task_and_future(impl):
     task = impl.Task(answer(), loop=impl.loop)
-    assert isinstance(task, impl.Future)
+    assert isinstance(task, asyncio.Task)
+    assert isinstance(task, asyncio.Future)
     assert asyncio.isfuture(task)
     impl.loop.run_until_complete(task)
 
