@@ -30,6 +30,47 @@ task_fast_loop(FLTask *task)
     return task->fut.fast_loop ? (FLLoop *)task->fut.loop : NULL;
 }
 
+/* asyncio's C Task of 3.11-3.13 reads its coroutine (get_coro) and context
+ * (get_context) without checking them, so asyncio.Task.get_coro(t) crashes
+ * on any Task its own __init__ did not initialise (stock asyncio's too).
+ * fastloop mirrors the two into the base's storage, at offsets known for
+ * each version and checked at init (0: not mirrored), so that asyncio's
+ * methods called unbound on a fastloop Task answer correctly. */
+#if PY_VERSION_HEX < 0x030E0000
+static Py_ssize_t base_coro_offset, base_context_offset;
+
+static inline void
+mirror_in_base(FLTask *task, Py_ssize_t offset, PyObject *value)
+{
+    if (offset != 0) {
+        PyObject **slot = (PyObject **)((char *)task + offset);
+        Py_XSETREF(*slot, Py_NewRef(value));
+    }
+}
+
+static int
+init_base_mirror(void)
+{
+#if PY_VERSION_HEX < 0x030D0000
+    const Py_ssize_t size = 176, coro = 136, context = 152;
+#else
+    const Py_ssize_t size = 144, coro = 120, context = 136;
+#endif
+    if (fl_asyncio_task_type->tp_basicsize == size) {
+        base_coro_offset = coro;
+        base_context_offset = context;
+    }
+    return 0;
+}
+#else
+static inline void
+mirror_in_base(FLTask *task, int offset, PyObject *value)
+{
+}
+#define base_coro_offset 0
+#define base_context_offset 0
+#endif
+
 #if FL_CURRENT_TASK_ON_TSTATE
 /* fn(a, b) for asyncio's task-registry functions; 0 or -1. */
 static int
@@ -822,6 +863,7 @@ task_eager_start(FLTask *task)
     Py_DECREF(loop);
     if (task->fut.state != FL_PENDING) {
         Py_CLEAR(task->coro);
+        mirror_in_base(task, base_coro_offset, Py_None);
     } else if (rc == 0) {
         rc = register_task(self);
     }
@@ -872,6 +914,7 @@ task_eager_start(FLTask *task)
     Py_DECREF(loop);
     if (task->fut.state != FL_PENDING) {
         Py_CLEAR(task->coro);
+        mirror_in_base(task, base_coro_offset, Py_None);
     } else if (rc == 0) {
         rc = register_task(self);
     }
@@ -931,6 +974,8 @@ task_init_impl(FLTask *task, PyObject *coro, PyObject *loop, PyObject *name,
     } else {
         Py_XSETREF(task->context, Py_NewRef(context));
     }
+    mirror_in_base(task, base_coro_offset, coro);
+    mirror_in_base(task, base_context_offset, task->context);
 
 #if PY_VERSION_HEX >= 0x030C0000
     if (eager_start) {
@@ -1554,6 +1599,11 @@ set_slot(PyType_Slot *slots, int id, void *value)
 int
 fl_task_init(PyObject *module)
 {
+#if PY_VERSION_HEX < 0x030E0000
+    if (init_base_mirror() < 0) {
+        return -1;
+    }
+#endif
     /* fastloop.Task is not a subclass of fastloop.Future (its base is
      * asyncio's Task), so Future's methods, attributes and slots become
      * Task's own, as in asyncio's C Task; none of the asyncio base's may
