@@ -5,14 +5,30 @@
 # version that is not on PATH (make test PYTHON=python3.12) is found too.
 
 PYTHON ?= python3.11
+# Found on PATH, then among pyenv's versions, then (python3.14, python3.15,
+# the debug build python3.14d) from Debian unstable in a private root that
+# tools/debian-python makes once and caches.
+DEBIAN_PYTHONS := $(shell tools/debian-python --list)
 PY := $(shell command -v $(PYTHON) >/dev/null 2>&1 && $(PYTHON) -c "" 2>/dev/null && command -v $(PYTHON) || ls $(HOME)/.pyenv/versions/*/bin/$(PYTHON) 2>/dev/null | tail -n 1)
 ifeq ($(PY),)
-PY := $(shell command -v python3)
+ifneq ($(filter $(PYTHON),$(DEBIAN_PYTHONS)),)
+PY := $(shell tools/debian-python $(PYTHON))
+ifeq ($(PY),)
+$(error $(PYTHON): tools/debian-python could not provide it (see above))
 endif
-PYVER := $(shell $(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
+endif
+endif
+ifeq ($(PY),)
+$(error $(PYTHON) not found (on PATH, in pyenv, or as one of: $(DEBIAN_PYTHONS)))
+endif
+# 3.11, 3.14, 3.14d (a debug build: its own ABI, its own venv)
+PYVER := $(shell $(PY) -c "import sys; print('%d.%d%s' % (sys.version_info[:2] + (sys.abiflags,)))")
 VENV ?= $(if $(filter 3.11,$(PYVER)),.venv,.venv-$(PYVER))
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.fastloop-installed
+# Interpreters whose ensurepip cannot run (Debian's points at the system's
+# wheel directory) bootstrap pip from the wheel shipped beside them.
+PIP_WHEEL = $(firstword $(wildcard $(dir $(PY))../share/python-wheels/pip-*.whl))
 export FASTLOOP_WERROR := 1
 
 .PHONY: all build test bench bench-instructions compat libev clean format
@@ -27,7 +43,8 @@ libev:
 	fi
 
 $(STAMP): pyproject.toml setup.py | libev
-	$(PY) -m venv $(VENV)
+	$(PY) -m venv --without-pip $(VENV)
+	$(VPY) -m ensurepip -q 2>/dev/null || $(VPY) $(PIP_WHEEL)/pip install -q pip
 	$(VPY) -m pip install -q --upgrade pip setuptools wheel
 	$(VPY) -m pip install -q --no-build-isolation -e '.[test,bench]'
 	touch $(STAMP)

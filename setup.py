@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
 
@@ -100,6 +101,32 @@ def asyncio_layout_macros():
     return [("FL_ASYNCIO_TASK_BASICSIZE", str(_asyncio.Task.__basicsize__))]
 
 
+def python_include_shim():
+    """Debian's Python headers outside /usr (tools/debian-python).
+
+    Debian's pyconfig.h includes <x86_64-linux-gnu/python3.X/pyconfig.h>.
+    For an interpreter unpacked into a private root that header lies under
+    the root's include directory, which cannot go on the search path whole:
+    its newer libc headers clash with the system compiler's.  A directory
+    holding only a link to the one subdirectory is put there instead.
+    """
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    include = sysconfig.get_paths()["include"]
+    parent, name = os.path.split(include)
+    real = os.path.join(parent, multiarch or "", name)
+    if not multiarch or parent == "/usr/include" or not os.path.isdir(real):
+        return []
+    shim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build",
+                        "include-" + name)
+    link = os.path.join(shim, multiarch, name)
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if os.path.realpath(link) != os.path.realpath(real):
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(real, link)
+    return [shim]
+
+
 libev = find_libev()
 
 setup(
@@ -108,7 +135,7 @@ setup(
             "fastloop._core",
             sources=sorted(glob.glob("src/*.c")),
             depends=sorted(glob.glob("src/*.h")),
-            include_dirs=["src"] + libev["include_dirs"],
+            include_dirs=["src"] + libev["include_dirs"] + python_include_shim(),
             library_dirs=libev["library_dirs"],
             libraries=["ev"],
             define_macros=asyncio_layout_macros(),
