@@ -44,7 +44,7 @@ libev:
 
 $(STAMP): pyproject.toml setup.py | libev
 	$(PY) -m venv --without-pip $(VENV)
-	$(VPY) -m ensurepip -q 2>/dev/null || $(VPY) $(PIP_WHEEL)/pip install -q pip
+	$(VPY) -m ensurepip >/dev/null 2>&1 || $(VPY) $(or $(PIP_WHEEL),no-pip-wheel-beside-$(PY))/pip install -q pip
 	$(VPY) -m pip install -q --upgrade pip setuptools wheel
 	$(VPY) -m pip install -q --no-build-isolation -e '.[test,bench]'
 	touch $(STAMP)

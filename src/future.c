@@ -626,10 +626,30 @@ Future_exception(FLFuture *fut, PyObject *Py_UNUSED(ignored))
     return Py_NewRef(fut->exception ? fut->exception : Py_None);
 }
 
+/* set_result and set_exception are the two methods asyncio.Task overrides
+   (to refuse), so Future.set_result(task, x) is how code sets a task's
+   outcome behind its back.  fastloop.Task is not a subclass of
+   fastloop.Future (ARCHITECTURE.md), so fastloop.Future's descriptors for
+   these two are bound to the common base, asyncio's Future
+   (init_unbound_setters), and check their self here. */
+static int
+check_future_self(PyObject *self, const char *name)
+{
+    if (FLFuture_Check(self)) {
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "descriptor '%s' for 'fastloop.Future' objects doesn't apply "
+                 "to a '%.100s' object",
+                 name, Py_TYPE(self)->tp_name);
+    return -1;
+}
+
 static PyObject *
 Future_set_result(FLFuture *fut, PyObject *result)
 {
-    if (fl_future_set_result(fut, result) < 0) {
+    if (check_future_self((PyObject *)fut, "set_result") < 0 ||
+        fl_future_set_result(fut, result) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -638,7 +658,8 @@ Future_set_result(FLFuture *fut, PyObject *result)
 static PyObject *
 Future_set_exception(FLFuture *fut, PyObject *exc)
 {
-    if (fl_future_set_exception(fut, exc) < 0) {
+    if (check_future_self((PyObject *)fut, "set_exception") < 0 ||
+        fl_future_set_exception(fut, exc) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1250,6 +1271,32 @@ static PyType_Slot Future_slots[] = {
     {0, NULL},
 };
 
+/* Replaces fastloop.Future's set_result/set_exception descriptors with ones
+   bound to asyncio's Future, so that they also accept a fastloop.Task (see
+   check_future_self). */
+static int
+init_unbound_setters(void)
+{
+    for (PyMethodDef *def = Future_methods; def->ml_name != NULL; def++) {
+        if (strcmp(def->ml_name, "set_result") != 0 &&
+            strcmp(def->ml_name, "set_exception") != 0) {
+            continue;
+        }
+        PyObject *descr = PyDescr_NewMethod(fl_asyncio_future_type, def);
+        if (descr == NULL) {
+            return -1;
+        }
+        int rc = PyDict_SetItemString(fl_future_type->tp_dict, def->ml_name,
+                                      descr);
+        Py_DECREF(descr);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    PyType_Modified(fl_future_type);
+    return 0;
+}
+
 static PyType_Spec Future_spec = {
     .name = "fastloop.Future",
     .basicsize = sizeof(FLFuture),
@@ -1638,6 +1685,9 @@ fl_future_init(PyObject *module)
     }
     /* Future(loop=...) without an args tuple or a kwargs dict. */
     fl_future_type->tp_vectorcall = Future_vectorcall;
+    if (init_unbound_setters() < 0) {
+        return -1;
+    }
     if (PyModule_AddObjectRef(module, "Future", (PyObject *)fl_future_type) <
         0) {
         return -1;
