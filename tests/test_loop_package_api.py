@@ -23,11 +23,23 @@ def fastloop():
     return fastloop
 
 
+# 3.14 deprecates the policy functions (removal in 3.16); asyncio's own code
+# uses the private, silent ones, and so do these tests.
+if sys.version_info >= (3, 14):
+    get_policy = asyncio.events._get_event_loop_policy
+    set_policy = asyncio.events._set_event_loop_policy
+    PolicyBase = asyncio.events._AbstractEventLoopPolicy
+else:
+    get_policy = asyncio.get_event_loop_policy
+    set_policy = asyncio.set_event_loop_policy
+    PolicyBase = asyncio.AbstractEventLoopPolicy
+
+
 @pytest.fixture
 def restore_policy():
-    policy = asyncio.get_event_loop_policy()
+    policy = get_policy()
     yield
-    asyncio.set_event_loop_policy(policy)
+    set_policy(policy)
     asyncio.set_event_loop(None)
 
 
@@ -55,12 +67,12 @@ def test_event_loop_policy_new_event_loop_returns_a_fastloop_loop(fastloop):
 
 
 def test_event_loop_policy_is_an_abstract_event_loop_policy(fastloop):
-    assert isinstance(fastloop.EventLoopPolicy(), asyncio.AbstractEventLoopPolicy)
+    assert isinstance(fastloop.EventLoopPolicy(), PolicyBase)
 
 
 def test_install_sets_the_event_loop_policy(fastloop, restore_policy):
     fastloop.install()
-    assert isinstance(asyncio.get_event_loop_policy(), fastloop.EventLoopPolicy)
+    assert isinstance(get_policy(), fastloop.EventLoopPolicy)
     loop = asyncio.new_event_loop()
     try:
         assert isinstance(loop, fastloop.Loop)
@@ -110,13 +122,13 @@ def test_run_propagates_the_exception(fastloop):
 
 
 def test_run_does_not_change_the_event_loop_policy(fastloop):
-    policy = asyncio.get_event_loop_policy()
+    policy = get_policy()
 
     async def main():
         pass
 
     fastloop.run(main())
-    assert asyncio.get_event_loop_policy() is policy
+    assert get_policy() is policy
 
 
 def test_run_cancels_remaining_tasks_and_finalizes_async_generators(fastloop):
@@ -181,3 +193,107 @@ def test_run_without_debug_argument_follows_the_environment(fastloop, child_env,
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
+
+
+def run_child(child_env, source, *python_args):
+    return subprocess.run([sys.executable, *python_args, "-c", source],
+                          env=child_env, capture_output=True, text=True,
+                          timeout=30)
+
+
+WARNINGS_ARE_ERRORS = ("-W", "error", "-X", "dev")
+
+
+def test_import_gives_no_warning(child_env):
+    result = run_child(child_env, "import fastloop, fastloop.__main__",
+                       *WARNINGS_ARE_ERRORS)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_run_in_debug_mode_gives_no_warning(child_env):
+    # Debug mode checks call_soon's callback with asyncio's coroutine
+    # function test, which 3.14 deprecates under its public name.
+    source = (
+        "import asyncio, fastloop\n"
+        "async def main():\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    done = loop.create_future()\n"
+        "    loop.call_soon(done.set_result, 1)\n"
+        "    await asyncio.wait_for(done, 1)\n"
+        "    async with asyncio.timeout(1):\n"
+        "        await asyncio.sleep(0)\n"
+        "    return loop.get_debug()\n"
+        "print(fastloop.run(main(), debug=True))\n"
+    )
+    result = run_child(child_env, source, *WARNINGS_ARE_ERRORS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True\n"
+    assert result.stderr == ""
+
+
+def test_install_gives_no_warning(child_env):
+    source = (
+        "import asyncio, fastloop\n"
+        "fastloop.install()\n"
+        "async def main():\n"
+        "    return type(asyncio.get_running_loop()).__name__\n"
+        "print(asyncio.run(main()))\n"
+    )
+    result = run_child(child_env, source, *WARNINGS_ARE_ERRORS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Loop\n"
+    assert result.stderr == ""
+
+
+def test_asyncio_runner_with_fastloop_as_loop_factory(fastloop):
+    async def main():
+        return asyncio.get_running_loop()
+
+    with asyncio.Runner(loop_factory=fastloop.new_event_loop) as runner:
+        loop = runner.run(main())
+    assert isinstance(loop, fastloop.Loop)
+    assert loop.is_closed()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12),
+                    reason="asyncio.run() takes loop_factory from 3.12 on")
+def test_asyncio_run_with_fastloop_as_loop_factory(fastloop):
+    async def main():
+        return asyncio.get_running_loop()
+
+    loop = asyncio.run(main(), loop_factory=fastloop.new_event_loop)
+    assert isinstance(loop, fastloop.Loop)
+    assert loop.is_closed()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14),
+                    reason="asyncio's policies are neither deprecated nor "
+                           "going away before 3.14")
+def test_without_asyncio_policies_install_raises_and_run_works(child_env):
+    # Python 3.16 removes the policy system: stand in for it by removing
+    # what fastloop would use of it before fastloop is imported.
+    source = (
+        "import asyncio, asyncio.events, asyncio.unix_events\n"
+        "del asyncio.unix_events._DefaultEventLoopPolicy\n"
+        "del asyncio.events._set_event_loop_policy\n"
+        "import fastloop\n"
+        "assert not hasattr(fastloop, 'EventLoopPolicy')\n"
+        "try:\n"
+        "    fastloop.install()\n"
+        "except RuntimeError as exc:\n"
+        "    print('install:', exc)\n"
+        "async def main():\n"
+        "    return type(asyncio.get_running_loop()).__name__\n"
+        "print(fastloop.run(main()))\n"
+        "print(asyncio.run(main(), loop_factory=fastloop.new_event_loop))\n"
+    )
+    result = run_child(child_env, source, *WARNINGS_ARE_ERRORS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "install: fastloop.install(): asyncio has no event loop policies on "
+        "this Python; use fastloop.run(main()) or "
+        "asyncio.run(main(), loop_factory=fastloop.new_event_loop)",
+        "Loop",
+        "Loop",
+    ]

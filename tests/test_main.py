@@ -145,6 +145,32 @@ def test_script_classes_can_be_pickled(script_dir, child_env):
     assert result.stdout == "pickled\n"
 
 
+def test_every_loop_asyncio_makes_for_the_script_is_a_fastloop_loop(
+        script_dir, child_env):
+    script = write_script(script_dir, """
+        import asyncio
+        import fastloop
+
+        async def main():
+            return isinstance(asyncio.get_running_loop(), fastloop.Loop)
+
+        print(asyncio.run(main()))
+        with asyncio.Runner() as runner:
+            print(runner.run(main()))
+        loop = asyncio.new_event_loop()
+        print(isinstance(loop, fastloop.Loop))
+        loop.close()
+    """)
+    result = run(["-W", "error", "-m", "fastloop", str(script)], child_env,
+                 script_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True\nTrue\nTrue\n"
+    assert result.stderr == ""
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14),
+                    reason="3.14 deprecates policies: python -m fastloop "
+                           "does not install one there")
 def test_script_sees_the_fastloop_policy_installed(script_dir, child_env):
     script = write_script(script_dir, """
         import asyncio
@@ -152,13 +178,170 @@ def test_script_sees_the_fastloop_policy_installed(script_dir, child_env):
 
         policy = asyncio.get_event_loop_policy()
         print(isinstance(policy, fastloop.EventLoopPolicy))
-        loop = asyncio.new_event_loop()
-        print(isinstance(loop, fastloop.Loop))
-        loop.close()
     """)
     result = run(["-m", "fastloop", str(script)], child_env, script_dir)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "True\nTrue\n"
+    assert result.stdout == "True\n"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14),
+                    reason="before 3.14 python -m fastloop installs a policy")
+def test_script_runs_on_fastloop_without_asyncio_policies(script_dir, child_env):
+    # Python 3.16 removes the policy system; python -m fastloop must not
+    # need it.  Stand in for 3.16 with a policy that refuses to make loops.
+    script = write_script(script_dir, """
+        import asyncio
+        import fastloop
+
+        async def main():
+            return isinstance(asyncio.get_running_loop(), fastloop.Loop)
+
+        print(asyncio.run(main()))
+    """)
+    wrapper = (
+        "import asyncio.events, sys\n"
+        "class NoLoops(asyncio.events._get_event_loop_policy().__class__):\n"
+        "    def new_event_loop(self):\n"
+        "        raise AssertionError('a policy made a loop')\n"
+        "asyncio.events._set_event_loop_policy(NoLoops())\n"
+        "import fastloop.__main__\n"
+        "sys.exit(fastloop.__main__.main(sys.argv[1:]))\n"
+    )
+    result = run(["-c", wrapper, str(script)], child_env, script_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True\n"
+
+
+def test_help_says_what_it_does_and_points_to_run_and_loop_factory(child_env, tmp_path):
+    result = run(["-m", "fastloop", "--help"], child_env, tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: python -m fastloop script.py")
+    assert "fastloop.run(main())" in result.stdout
+    assert "loop_factory=fastloop.new_event_loop" in result.stdout
+
+
+def test_no_arguments_print_the_usage_and_exit_2(child_env, tmp_path):
+    result = run(["-m", "fastloop"], child_env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: python -m fastloop")
+
+
+def test_an_option_python_takes_says_where_it_belongs(child_env, tmp_path):
+    result = run(["-m", "fastloop", "-X", "dev", "x.py"], child_env, tmp_path)
+    assert result.returncode == 2
+    assert "unknown option -X; python's own options go before -m fastloop" in result.stderr
+    assert "can't open file" not in result.stderr
+
+
+def same_run(child_env, cwd, *args):
+    """Run args under plain python and under python -m fastloop."""
+    return (run(list(args), child_env, cwd),
+            run(["-m", "fastloop", *args], child_env, cwd))
+
+
+GLOBALS_REPORT = """
+import sys
+def shown(v):
+    if v is None or isinstance(v, (str, dict)):
+        return v
+    return (type(v).__name__, getattr(v, "name", None), getattr(v, "origin", None))
+print(sorted((k, shown(v)) for k, v in globals().items() if k.startswith("__")))
+print(sys.argv)
+print(sys.path[0])
+print(sys.modules["__main__"].__dict__ is globals())
+"""
+
+
+def test_script_globals_are_those_plain_python_gives(script_dir, child_env):
+    write_script(script_dir, GLOBALS_REPORT, name="report.py")
+    plain, fast = same_run(child_env, script_dir, "report.py", "x")
+    assert plain.returncode == fast.returncode == 0, fast.stderr
+    assert fast.stdout == plain.stdout
+    assert f"('__file__', '{script_dir / 'report.py'}')" in fast.stdout
+    assert "('__package__', None)" in fast.stdout
+
+
+def test_command_runs_like_python_c(script_dir, child_env):
+    plain, fast = same_run(child_env, script_dir, "-c", GLOBALS_REPORT, "x", "-y")
+    assert plain.returncode == fast.returncode == 0, fast.stderr
+    assert fast.stdout == plain.stdout
+    assert "['-c', 'x', '-y']" in fast.stdout
+
+
+def test_module_runs_like_python_m(script_dir, child_env):
+    package = script_dir / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tool.py").write_text(GLOBALS_REPORT)
+    plain, fast = same_run(child_env, script_dir, "-m", "pkg.tool", "x")
+    assert plain.returncode == fast.returncode == 0, fast.stderr
+    assert fast.stdout == plain.stdout
+    assert "('__package__', 'pkg')" in fast.stdout
+    assert f"['{package / 'tool.py'}', 'x']" in fast.stdout
+
+
+def test_missing_module_fails_like_python_m(script_dir, child_env):
+    plain, fast = same_run(child_env, script_dir, "-m", "no_such_module")
+    assert plain.returncode == fast.returncode == 1
+    assert fast.stderr == plain.stderr
+    assert "No module named no_such_module" in fast.stderr
+
+
+def test_directory_with_main_runs_like_plain_python(script_dir, child_env):
+    app = script_dir / "app"
+    app.mkdir()
+    (app / "__main__.py").write_text(GLOBALS_REPORT)
+    plain, fast = same_run(child_env, script_dir, "app", "x")
+    assert plain.returncode == fast.returncode == 0, fast.stderr
+    assert fast.stdout == plain.stdout
+
+
+def test_zip_file_with_main_runs_like_plain_python(script_dir, child_env):
+    import zipfile
+
+    with zipfile.ZipFile(script_dir / "app.pyz", "w") as archive:
+        archive.writestr("__main__.py", GLOBALS_REPORT)
+    plain, fast = same_run(child_env, script_dir, "app.pyz")
+    assert plain.returncode == fast.returncode == 0, fast.stderr
+    assert fast.stdout == plain.stdout
+
+
+def test_directory_without_main_fails_like_plain_python(script_dir, child_env):
+    (script_dir / "empty").mkdir()
+    plain, fast = same_run(child_env, script_dir, "empty")
+    assert plain.returncode == fast.returncode == 1
+    assert fast.stderr == plain.stderr
+    assert "can't find '__main__' module" in fast.stderr
+
+
+def test_syntax_error_is_reported_like_plain_python(script_dir, child_env):
+    write_script(script_dir, "x = (\n", name="broken.py")
+    plain, fast = same_run(child_env, script_dir, "broken.py")
+    assert plain.returncode == fast.returncode == 1
+    assert fast.stderr == plain.stderr
+    assert "fastloop" not in fast.stderr and "runpy" not in fast.stderr
+
+
+def test_uncaught_exception_traceback_is_plain_pythons(script_dir, child_env):
+    write_script(script_dir, """
+        def fail():
+            raise KeyError("k")
+
+        fail()
+    """, name="fails.py")
+    plain, fast = same_run(child_env, script_dir, "fails.py")
+    assert plain.returncode == fast.returncode == 1
+    assert fast.stderr == plain.stderr
+
+
+def test_symlinked_script_gets_its_target_directory_as_path_0(script_dir, child_env, tmp_path_factory):
+    write_script(script_dir, GLOBALS_REPORT, name="report.py")
+    links = tmp_path_factory.mktemp("links")
+    (links / "link.py").symlink_to(script_dir / "report.py")
+    plain, fast = same_run(child_env, links, "link.py")
+    assert plain.returncode == fast.returncode == 0, fast.stderr
+    assert fast.stdout == plain.stdout
+    assert f"\n{script_dir}\n" in fast.stdout
 
 
 def test_traceback_starts_at_the_script_like_plain_python(script_dir, child_env):
