@@ -30,8 +30,16 @@ STAMP := $(VENV)/.fastloop-installed
 # wheel directory) bootstrap pip from the wheel shipped beside them.
 PIP_WHEEL = $(firstword $(wildcard $(dir $(PY))../share/python-wheels/pip-*.whl))
 export FASTLOOP_WERROR := 1
+# A debug build of CPython (python3.14d): fastloop's asserts on too, and
+# only the test extra (the bench extra has no wheels for its ABI).
+ifneq ($(filter %d,$(PYVER)),)
+export FASTLOOP_DEBUG := 1
+EXTRAS := test
+else
+EXTRAS := test,bench
+endif
 
-.PHONY: all build test bench bench-instructions compat libev clean format
+.PHONY: all build test test-asan test-debug bench bench-instructions compat libev clean format
 
 all: build
 
@@ -46,7 +54,7 @@ $(STAMP): pyproject.toml setup.py | libev
 	$(PY) -m venv --without-pip $(VENV)
 	$(VPY) -m ensurepip >/dev/null 2>&1 || $(VPY) $(or $(PIP_WHEEL),no-pip-wheel-beside-$(PY))/pip install -q pip
 	$(VPY) -m pip install -q --upgrade pip setuptools wheel
-	$(VPY) -m pip install -q --no-build-isolation -e '.[test,bench]'
+	$(VPY) -m pip install -q --no-build-isolation -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 build: $(STAMP)
@@ -59,6 +67,32 @@ test: build
 
 compat: build
 	$(VPY) tests/cpython/run.py
+
+# AddressSanitizer + UndefinedBehaviorSanitizer: a copy of the tree whose
+# extension is built with both, run with libasan preloaded and CPython's
+# allocator off so that ASan sees every block; any report ends the run.
+ASAN_TREE := build/asan
+ASAN_ENV := PYTHONMALLOC=malloc \
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_init_order=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+test-asan: build
+	rm -rf $(ASAN_TREE) && mkdir -p $(ASAN_TREE)
+	cp -r setup.py pyproject.toml README.md src fastloop tests tools $(ASAN_TREE)/
+	rm -f $(ASAN_TREE)/fastloop/*.so
+	cd $(ASAN_TREE) && FASTLOOP_SANITIZE=1 $(abspath $(VPY)) setup.py -q build_ext --inplace
+	cd $(ASAN_TREE) && $(ASAN_ENV) $(abspath $(VPY)) -m pytest -q -p no:cacheprovider tests
+	cd $(ASAN_TREE) && $(ASAN_ENV) $(abspath $(VPY)) tests/cpython/run.py
+
+# Debian's debug build of CPython 3.14 (Py_DEBUG: its own asserts and
+# reference checks) with fastloop's asserts on; every fastloop test runs
+# 2 + 3 times and must not grow the reference count (tests/refleak.py).
+REFLEAK ?= 2:3
+test-debug:
+	$(MAKE) refleak PYTHON=python3.14d
+
+refleak: build
+	$(VPY) -m pytest -q -p no:cacheprovider --refleak=$(REFLEAK) tests
 
 bench: build
 	$(VPY) -m benchmarks

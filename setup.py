@@ -83,7 +83,16 @@ def compile_args():
                  "-Wno-missing-field-initializers"]
     if os.environ.get("FASTLOOP_DEBUG"):
         args += ["-O0", "-g", "-UNDEBUG"]
-    return args
+    return args + sanitizer_args()
+
+
+def sanitizer_args():
+    """FASTLOOP_SANITIZE=1: AddressSanitizer and UndefinedBehaviorSanitizer
+    (make test-asan), any report fatal."""
+    if not os.environ.get("FASTLOOP_SANITIZE"):
+        return []
+    return ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+            "-O1", "-g", "-fno-omit-frame-pointer", "-UNDEBUG"]
 
 
 def asyncio_layout_macros():
@@ -140,6 +149,7 @@ setup(
             libraries=["ev"],
             define_macros=asyncio_layout_macros(),
             extra_compile_args=compile_args(),
+            extra_link_args=sanitizer_args(),
         )
     ],
 )

@@ -18,6 +18,16 @@ import pathlib
 
 import pytest
 
+# --refleak=W:N (make test-debug); the hooks live in tests/refleak.py.
+from refleak import (  # noqa: F401
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_protocol,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 LOOP_KINDS = ["fastloop", "asyncio"]

@@ -320,7 +320,10 @@ def test_sigint_interrupts_run_forever_with_keyboard_interrupt(loop_factory, chi
         if {timer}:
             loop.call_later(3600, print)
         loop.call_soon(lambda: print("ready", flush=True))
-        loop.run_forever()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
     """, child_env)
     elapsed, out, err = _interrupt(proc)
     assert "Traceback (most recent call last)" in err
@@ -345,6 +348,8 @@ def test_sigint_interrupts_a_running_callback_with_keyboard_interrupt(loop_facto
         except KeyboardInterrupt:
             print("caught", loop.is_running(), flush=True)
             raise
+        finally:
+            loop.close()
     """, child_env)
     elapsed, out, err = _interrupt(proc)
     assert out == "caught False\n"

@@ -155,12 +155,12 @@ def test_task_runs_in_a_copy_of_the_current_context(impl):
         var.set("changed in task")
         return value
 
-    var.set("outer")
+    token = var.set("outer")
     try:
         assert impl.run(read()) == "outer"
         assert var.get() == "outer"
     finally:
-        var.set("default")
+        var.reset(token)  # leaves the caller's context as it was
 
 
 def test_task_runs_in_the_given_context(impl):
