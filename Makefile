@@ -71,6 +71,8 @@ $(ECO_STAMP): $(STAMP) pyproject.toml
 ecosystem: build $(ECO_STAMP)
 	@$(VPY) -m pip list --format=freeze 2>/dev/null | grep -iE '^(tornado|anyio|aiohttp|uvicorn|httptools|h11|httpx|pytest-asyncio|pytest)==' | tr '\n' ' '; echo
 	$(VPY) -m pytest -q -rs tests/ecosystem
+	@echo "=== the same with libev's per-fd watchers (FASTLOOP_IO_BACKEND=libev) ==="
+	FASTLOOP_IO_BACKEND=libev $(VPY) -m pytest -q -rs tests/ecosystem
 
 compat: build
 	$(VPY) tests/cpython/run.py

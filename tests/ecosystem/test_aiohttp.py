@@ -275,3 +275,26 @@ def test_https_and_secure_websocket(arun, tls, loop_factory):
     assert kind == {"loop": loop_factory.name, "task": True}
     assert seen_by_server == {"secure": True, "version": "TLSv1.3"}
     assert (echoed, big, reply) == (200_000, 1_000_000, "echo:secure")
+
+
+def test_unix_socket_site_and_connector(arun, tmp_path, loop_factory):
+    path = str(tmp_path / "aiohttp.sock")
+
+    async def main():
+        runner = web.AppRunner(make_app())
+        await runner.setup()
+        try:
+            await web.UnixSite(runner, path).start()
+            async with aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=path)
+            ) as session:
+                async with session.get("http://unix/kind") as resp:
+                    kind = await resp.json()
+                async with session.post("http://unix/echo", data=b"over unix") as resp:
+                    echoed = await resp.read()
+        finally:
+            runner.app[RELEASE].set()
+            await runner.cleanup()
+        return kind, echoed
+
+    assert arun(main) == ({"loop": loop_factory.name, "task": True}, b"xinu revo")

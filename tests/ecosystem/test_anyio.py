@@ -3,6 +3,10 @@
 the factory): task groups, cancel scopes (deadlines, shielding), worker
 threads in both directions, and its TCP streams."""
 
+import os
+import signal
+import socket
+import sys
 import threading
 
 import pytest
@@ -240,3 +244,79 @@ def test_tcp_listener_and_connect_tcp_echo(anyio_run):
         return replies
 
     assert anyio_run(main) == [b"ALPHA", b"BETA", b"X" * 10]
+
+
+def test_udp_sockets(anyio_run):
+    async def main():
+        async with await anyio.create_udp_socket(local_host="127.0.0.1") as server:
+            port = server.extra(anyio.abc.SocketAttribute.local_port)
+            async with await anyio.create_connected_udp_socket(
+                "127.0.0.1", port, local_host="127.0.0.1"
+            ) as client:
+                replies = []
+                for word in (b"a", b"bb", b"ccc"):
+                    await client.send(word)
+                    data, (host, peer_port) = await server.receive()
+                    await server.sendto(data * 2, host, peer_port)
+                    replies.append(await client.receive())
+                return replies
+
+    assert anyio_run(main) == [b"aa", b"bbbb", b"cccccc"]
+
+
+def test_run_process_and_open_process(anyio_run):
+    async def main():
+        done = await anyio.run_process(
+            [sys.executable, "-c", "import sys; print(sys.stdin.read().upper())"],
+            input=b"from stdin",
+        )
+        failed = await anyio.run_process(
+            [sys.executable, "-c", "raise SystemExit(3)"], check=False
+        )
+        async with await anyio.open_process(
+            [sys.executable, "-c", "import sys\nfor l in sys.stdin: print(l.strip()[::-1], flush=True)"]
+        ) as proc:
+            await proc.stdin.send(b"abc\n")
+            line = await proc.stdout.receive()
+            await proc.stdin.aclose()
+            code = await proc.wait()
+        return done.stdout.strip(), done.returncode, failed.returncode, line.strip(), code
+
+    assert anyio_run(main) == (b"FROM STDIN", 0, 3, b"cba", 0)
+
+
+def test_signal_receiver(anyio_run):
+    async def main():
+        with anyio.open_signal_receiver(signal.SIGUSR1, signal.SIGUSR2) as signals:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            os.kill(os.getpid(), signal.SIGUSR1)
+            received = []
+            async for signum in signals:
+                received.append(signum)
+                if len(received) == 2:
+                    break
+        return sorted(received)
+
+    assert anyio_run(main) == sorted([signal.SIGUSR1, signal.SIGUSR2])
+
+
+def test_wait_readable_and_writable_on_a_socketpair(anyio_run):
+    async def main():
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        with a, b:
+            await anyio.wait_writable(a)
+            async with anyio.create_task_group() as tg:
+                got = []
+
+                async def reader():
+                    await anyio.wait_readable(b)
+                    got.append(b.recv(10))
+
+                tg.start_soon(reader)
+                await anyio.wait_all_tasks_blocked()
+                a.send(b"ping")
+            return got
+
+    assert anyio_run(main) == [b"ping"]

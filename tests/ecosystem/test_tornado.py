@@ -4,6 +4,7 @@ asyncio futures (`tornado.concurrent.is_future` is `isinstance(x,
 asyncio.Future)`, so a fastloop.Future/Task must be one)."""
 
 import asyncio
+import ssl
 from datetime import timedelta
 
 import pytest
@@ -81,13 +82,14 @@ def make_app():
     )
 
 
-async def start_server():
+async def start_server(ssl_options=None):
     sock = bound_socket()
     sock.listen(128)
     sock.setblocking(False)
-    server = HTTPServer(make_app())
+    server = HTTPServer(make_app(), ssl_options=ssl_options)
     server.add_sockets([sock])
-    return server, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    scheme = "https" if ssl_options else "http"
+    return server, f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_http_server_and_client_under_run_sync(io_loop, loop_factory):
@@ -127,6 +129,33 @@ def test_http_server_and_client_under_run_sync(io_loop, loop_factory):
         "fail": 418,
         "many": [str(i).encode() for i in range(10)],
     }
+
+
+def test_https_server_and_client(io_loop, loop_factory, tls):
+    # Tornado does its own TLS over add_reader/add_writer (SSLIOStream), not
+    # asyncio's SSL transport.
+    server_ctx, client_ctx = tls
+
+    async def main():
+        server, base = await start_server(ssl_options=server_ctx)
+        client = httpclient.AsyncHTTPClient()
+        try:
+            kind = await client.fetch(base + "/kind", ssl_options=client_ctx)
+            big = await client.fetch(
+                base + "/echo", method="POST", body=b"z" * 300_000, ssl_options=client_ctx
+            )
+            with pytest.raises(ssl.SSLError):
+                await client.fetch(base + "/kind")  # the default CAs: untrusted
+        finally:
+            client.close()
+            server.stop()
+            await server.close_all_connections()
+        return tornado.escape.json_decode(kind.body), len(big.body)
+
+    assert io_loop.run_sync(main, timeout=20) == (
+        {"loop": loop_factory.name, "task": loop_factory.name},
+        300_000,
+    )
 
 
 def test_websocket_echo(io_loop, loop_factory):

@@ -184,6 +184,7 @@ def test_uvicorn_command_line_with_loop_option(loop_factory, http_impl, child_en
                 proc.kill()
                 proc.wait()
         reader.join(5)
+        proc.stderr.close()
     output = "".join(log)
     assert returncode == 0, output
     assert results == expected(loop_factory.name, ["startup"])
