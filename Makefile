@@ -1,6 +1,8 @@
 # Two entry points that do all set-up on a fresh machine:
 #   make bench   build, then benchmark fastloop against asyncio and uvloop
 #   make test    build, then run the tests
+#   make ecosystem  build, install the `ecosystem` extra, run tests/ecosystem
+#                (third-party libraries on fastloop and on stock asyncio)
 # PYTHON picks the interpreter (default python3.11); a pyenv-installed
 # version that is not on PATH (make test PYTHON=python3.12) is found too.
 
@@ -39,7 +41,7 @@ else
 EXTRAS := test,bench
 endif
 
-.PHONY: all build test test-asan test-debug bench bench-instructions compat libev clean format
+.PHONY: all build test test-asan test-debug refleak bench bench-instructions compat ecosystem libev clean format
 
 all: build
 
@@ -60,10 +62,25 @@ $(STAMP): pyproject.toml setup.py | libev
 build: $(STAMP)
 	$(VPY) setup.py -q build_ext --inplace
 
+# tests/ecosystem is `make ecosystem`'s (it needs the ecosystem extra).
 test: build
-	$(VPY) -m pytest -q tests
+	$(VPY) -m pytest -q tests --ignore=tests/ecosystem
 	@echo "=== the same with libev's per-fd watchers (FASTLOOP_IO_BACKEND=libev) ==="
-	FASTLOOP_IO_BACKEND=libev $(VPY) -m pytest -q tests
+	FASTLOOP_IO_BACKEND=libev $(VPY) -m pytest -q tests --ignore=tests/ecosystem
+
+# The extra's requirements (markers and all) straight from pyproject.toml:
+# installing '.[ecosystem]' would rebuild fastloop itself for nothing.
+ECO_STAMP := $(VENV)/.fastloop-ecosystem
+$(ECO_STAMP): $(STAMP) pyproject.toml
+	$(VPY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['ecosystem']))" >$(VENV)/ecosystem-requirements.txt
+	$(VPY) -m pip install -q -r $(VENV)/ecosystem-requirements.txt
+	touch $(ECO_STAMP)
+
+ecosystem: build $(ECO_STAMP)
+	@$(VPY) -m pip list --format=freeze 2>/dev/null | grep -iE '^(tornado|anyio|aiohttp|uvicorn|httptools|h11|httpx|pytest-asyncio|pytest)==' | tr '\n' ' '; echo
+	$(VPY) -m pytest -q -rs tests/ecosystem
+	@echo "=== the same with libev's per-fd watchers (FASTLOOP_IO_BACKEND=libev) ==="
+	FASTLOOP_IO_BACKEND=libev $(VPY) -m pytest -q -rs tests/ecosystem
 
 compat: build
 	$(VPY) tests/cpython/run.py
@@ -81,7 +98,7 @@ test-asan: build
 	cp -r setup.py pyproject.toml README.md src fastloop tests tools $(ASAN_TREE)/
 	rm -f $(ASAN_TREE)/fastloop/*.so
 	cd $(ASAN_TREE) && FASTLOOP_SANITIZE=1 $(abspath $(VPY)) setup.py -q build_ext --inplace
-	cd $(ASAN_TREE) && $(ASAN_ENV) $(abspath $(VPY)) -m pytest -q -p no:cacheprovider tests
+	cd $(ASAN_TREE) && $(ASAN_ENV) $(abspath $(VPY)) -m pytest -q -p no:cacheprovider tests --ignore=tests/ecosystem
 	cd $(ASAN_TREE) && $(ASAN_ENV) $(abspath $(VPY)) tests/cpython/run.py
 
 # Debian's debug build of CPython 3.14 (Py_DEBUG: its own asserts and
@@ -92,7 +109,7 @@ test-debug:
 	$(MAKE) refleak PYTHON=python3.14d
 
 refleak: build
-	$(VPY) -m pytest -q -p no:cacheprovider --refleak=$(REFLEAK) tests
+	$(VPY) -m pytest -q -p no:cacheprovider --refleak=$(REFLEAK) tests --ignore=tests/ecosystem
 
 bench: build
 	$(VPY) -m benchmarks

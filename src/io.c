@@ -445,9 +445,12 @@ ensure_watch(FLLoop *loop, int fd)
     return watch;
 }
 
-/* Shared body of _add_reader/_add_writer.  Returns the new Handle. */
+/* Shared body of _add_reader/_add_writer.  Returns the new Handle, whose
+ * callback runs in `context` (borrowed; NULL or None: a copy of the current
+ * one). */
 static PyObject *
-add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
+add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *context, int is_read)
 {
     const char *name = is_read ? "add_reader" : "add_writer";
     if (nargs < 2) {
@@ -470,8 +473,8 @@ add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
     for (Py_ssize_t i = 2; i < nargs; i++) {
         PyTuple_SET_ITEM(cargs, i - 2, Py_NewRef(args[i]));
     }
-    FLHandle *handle =
-        fl_handle_new(&FLHandle_Type, (PyObject *)loop, args[1], cargs, NULL);
+    FLHandle *handle = fl_handle_new(&FLHandle_Type, (PyObject *)loop, args[1],
+                                     cargs, context);
     Py_DECREF(cargs);
     if (handle == NULL) {
         return NULL;
@@ -544,16 +547,39 @@ ensure_no_transport(FLLoop *loop, PyObject *fileobj)
     return 0;
 }
 
-PyObject *
-fl_io_add_reader_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs)
+/* _add_reader/_add_writer(fd, callback, *args, context=None): the
+ * transports of asyncio 3.15+ pass the context their callbacks run in. */
+static PyObject *
+add_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames, int is_read)
 {
-    return add_watch(loop, args, nargs, 1);
+    PyObject *context = NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(key, "context") != 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument '%U'",
+                         is_read ? "_add_reader" : "_add_writer", key);
+            return NULL;
+        }
+        context = args[nargs + i];
+    }
+    return add_watch(loop, args, nargs, context, is_read);
 }
 
 PyObject *
-fl_io_add_writer_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs)
+fl_io_add_reader_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames)
 {
-    return add_watch(loop, args, nargs, 0);
+    return add_private(loop, args, nargs, kwnames, 1);
+}
+
+PyObject *
+fl_io_add_writer_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames)
+{
+    return add_private(loop, args, nargs, kwnames, 0);
 }
 
 static PyObject *
@@ -562,7 +588,7 @@ add_public(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
     if (nargs >= 1 && ensure_no_transport(loop, args[0]) < 0) {
         return NULL;
     }
-    PyObject *handle = add_watch(loop, args, nargs, is_read);
+    PyObject *handle = add_watch(loop, args, nargs, NULL, is_read);
     if (handle == NULL) {
         return NULL;
     }
