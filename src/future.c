@@ -8,6 +8,7 @@
  * fl_callback) so its wakeup needs no bound method at all.
  */
 #include "future.h"
+#include "handle.h"
 #include "loop.h"
 
 #include <stddef.h>
@@ -131,7 +132,7 @@ cb_clear_all(FLFuture *fut)
 
 int
 fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
-                         const char *source)
+                         PyObject *ctx, const char *source)
 {
     if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
         PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
@@ -139,15 +140,20 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
     }
     PyObject *exc = fl_err_fetch();
     PyObject *src = NULL, *msg = NULL, *context = NULL;
+    FLHandle *handle = NULL;
     int rc = 0;
     if (source != NULL) {
         src = PyUnicode_FromString(source);
     } else {
+        /* asyncio runs a done callback through a Handle, which the context
+         * names: make the one it would have run (fn(arg) in ctx). */
         PyObject *args = PyTuple_Pack(1, arg);
         if (args != NULL) {
-            src = PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
-                                               fn, args, NULL);
+            handle = fl_handle_new(&FLHandle_Type, loop, fn, args, ctx);
             Py_DECREF(args);
+        }
+        if (handle != NULL) {
+            src = fl_format_callback(handle);
         }
     }
     if (src != NULL) {
@@ -158,7 +164,9 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
     }
     if (context == NULL ||
         PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
-        PyDict_SetItem(context, fl_state.str_exception, exc) < 0) {
+        PyDict_SetItem(context, fl_state.str_exception, exc) < 0 ||
+        (handle != NULL && PyDict_SetItem(context, fl_state.str_handle,
+                                          (PyObject *)handle) < 0)) {
         PyErr_WriteUnraisable(loop);
     } else {
         rc = fl_call_exception_handler(loop, context);
@@ -166,6 +174,7 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
     Py_XDECREF(context);
     Py_XDECREF(msg);
     Py_XDECREF(src);
+    Py_XDECREF(handle);
     Py_DECREF(exc);
     return rc;
 }
@@ -185,7 +194,8 @@ run_callback_ready(PyObject *pair, PyObject *fut)
     int rc = 0;
     PyObject *res = PyObject_CallOneArg(fn, fut);
     if (res == NULL) {
-        rc = fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut, NULL);
+        rc = fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut, ctx,
+                                      NULL);
     }
     Py_XDECREF(res);
     PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;

@@ -1,0 +1,61 @@
+"""Divergences from asyncio that the differential fuzzer found
+(test_differential.py), each minimised to a test on both loops."""
+
+import contextvars
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def run_once(loop):
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def collect_contexts(loop):
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+    return contexts
+
+
+# A done callback that raises: asyncio runs it through a Handle, and the
+# exception handler's context names that handle.  fastloop runs the done
+# callbacks of its own futures straight from the C ready queue, without a
+# Handle, and its context had no "handle".
+
+
+def failing_done_callback(fut):
+    raise ValueError("in done callback")
+
+
+def test_a_failing_done_callback_is_reported_with_the_handle_that_ran_it(loop):
+    contexts = collect_contexts(loop)
+    fut = loop.create_future()
+    fut.add_done_callback(failing_done_callback)
+    fut.set_result(1)
+    run_once(loop)
+    [context] = contexts
+    assert sorted(context) == ["exception", "handle", "message"]
+    assert isinstance(context["exception"], ValueError)
+    handle = context["handle"]
+    assert not handle.cancelled()
+    assert context["message"].startswith(
+        "Exception in callback failing_done_callback(<Future finished result=1>) at "
+    )
+    # The handle shows the callback and its argument, as the message does.
+    assert repr(handle) == "<Handle " + context["message"][len("Exception in callback "):] + ">"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="Handle.get_context() is new in 3.12")
+def test_the_handle_of_a_failing_done_callback_has_the_callbacks_context(loop):
+    contexts = collect_contexts(loop)
+    fut = loop.create_future()
+    ctx = contextvars.copy_context()
+    fut.add_done_callback(failing_done_callback, context=ctx)
+    fut.set_exception(KeyError("k"))
+    run_once(loop)
+    [context] = contexts
+    assert context["handle"].get_context() is ctx
+    assert fut.exception().args == ("k",)
