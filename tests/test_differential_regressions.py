@@ -59,3 +59,35 @@ def test_the_handle_of_a_failing_done_callback_has_the_callbacks_context(loop):
     [context] = contexts
     assert context["handle"].get_context() is ctx
     assert fut.exception().args == ("k",)
+
+
+# A callback that cancels its own handle, then raises: asyncio's cancel()
+# drops the handle's callback and arguments, so the report reads
+# "Exception in callback None()"; fastloop showed the handle's repr.
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["normal", "debug"])
+@pytest.mark.parametrize("kind", ["call_soon", "call_later", "call_at"])
+def test_a_callback_that_cancelled_its_own_handle_then_raised_is_reported_as_asyncio_does(
+    loop, kind, debug
+):
+    loop.set_debug(debug)
+    contexts = collect_contexts(loop)
+    handles = []
+
+    def callback():
+        handles[0].cancel()
+        raise ValueError("after cancel")
+
+    if kind == "call_soon":
+        handles.append(loop.call_soon(callback))
+    elif kind == "call_later":
+        handles.append(loop.call_later(0, callback))
+    else:
+        handles.append(loop.call_at(loop.time(), callback))
+    run_once(loop)
+    [context] = contexts
+    assert context["message"] == "Exception in callback None()"
+    assert context["handle"] is handles[0]
+    assert context["handle"].cancelled()
+    assert isinstance(context["exception"], ValueError)
