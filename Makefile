@@ -31,7 +31,7 @@ STAMP := $(VENV)/.fastloop-installed
 PIP_WHEEL = $(firstword $(wildcard $(dir $(PY))../share/python-wheels/pip-*.whl))
 export FASTLOOP_WERROR := 1
 
-.PHONY: all build test bench bench-instructions compat libev clean format
+.PHONY: all build test fuzz bench bench-instructions compat libev clean format
 
 all: build
 
@@ -59,6 +59,15 @@ test: build
 
 compat: build
 	$(VPY) tests/cpython/run.py
+
+# The differential fuzzer (tests/test_differential.py) at length: new
+# programs from a random seed each run (FUZZ_SEED=N repeats one).
+FUZZ_EXAMPLES ?= 5000
+fuzz: build
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "differential fuzzer: $(FUZZ_EXAMPLES) examples, FUZZ_SEED=$$seed"; \
+	FASTLOOP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FASTLOOP_FUZZ_SEED=$$seed \
+	    $(VPY) -m pytest -q -p no:cacheprovider tests/test_differential.py -k observes
 
 bench: build
 	$(VPY) -m benchmarks
