@@ -180,9 +180,9 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
 }
 
 /* Runs from the fastloop ready queue: `pair` is (callback, context).  An
- * error is reported as asyncio's Handle reports it, but from inside the
- * callback's context, so a context-reading exception handler sees it as it
- * does on 3.12+ through Handle.get_context(). */
+ * error is reported as asyncio's Handle._run reports it: after leaving the
+ * callback's context, naming a Handle whose get_context() is that context
+ * (3.12+ runs the exception handler in it; 3.11 in the loop's). */
 static int
 run_callback_ready(PyObject *pair, PyObject *fut)
 {
@@ -191,22 +191,19 @@ run_callback_ready(PyObject *pair, PyObject *fut)
     if (PyContext_Enter(ctx) < 0) {
         return -1;
     }
-    int rc = 0;
     PyObject *res = PyObject_CallOneArg(fn, fut);
-    if (res == NULL) {
-        rc = fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut, ctx,
-                                      NULL);
-    }
+    PyObject *exc = res == NULL ? fl_err_fetch() : NULL;
     Py_XDECREF(res);
-    PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
         Py_XDECREF(exc);
         return -1;
     }
-    if (exc != NULL) {
-        fl_err_restore(exc);
+    if (exc == NULL) {
+        return 0;
     }
-    return rc;
+    fl_err_restore(exc);
+    return fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut, ctx,
+                                    NULL);
 }
 
 static int
