@@ -749,9 +749,14 @@ def awaitables(depth):
         (2, st.builds(AWaitFor, sub, times)),
         (
             1,
+            # wait() keeps its arguments in a set, whose order (object
+            # addresses) decides which done future's exception() it reads,
+            # which clears that future's "never retrieved" report: with two
+            # distinct arguments even asyncio differs run to run.  So one
+            # argument, maybe repeated, or none.
             st.builds(
                 AWait,
-                st.lists(refs, max_size=3).map(tuple),
+                st.tuples(refs, st.integers(0, 2)).map(lambda r: (r[0],) * r[1]),
                 times,
                 st.sampled_from(["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"]),
             ),
@@ -773,7 +778,9 @@ def async_statements(depth, nested=False):
     return weighted(
         (8, simple),
         (1, st.builds(TimeoutBlock, st.sampled_from(["timeout_at", "timeout", "reschedule"]), times, inner, swallow=swallow)),
-        (1, st.builds(TaskGroupBlock, st.lists(small, min_size=1, max_size=3).map(tuple), inner, swallow=swallow)),
+        # One child: a TaskGroup that aborts cancels its children in the
+        # order of a set (object addresses), unspecified even in asyncio.
+        (1, st.builds(TaskGroupBlock, st.tuples(small), inner, swallow=swallow)),
     )
 
 
