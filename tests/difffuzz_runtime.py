@@ -92,11 +92,19 @@ def _new_loop(impl):
     if impl == "fastloop":
         return fastloop.new_event_loop()
     # fastloop's Future and Task on asyncio's loop (their generic path).
+    # Not through a task factory: asyncio's create_task treats tasks from a
+    # factory differently (3.13.0 names them str(None)), and the reference
+    # has none.
     loop = asyncio.new_event_loop()
     loop.create_future = lambda: fastloop.Future(loop=loop)
-    loop.set_task_factory(
-        lambda loop, coro, **kw: fastloop.Task(coro, loop=loop, **kw)
-    )
+    base_create_task = loop.create_task
+
+    def create_task(coro, **kwargs):
+        if loop.get_task_factory() is not None:  # the eager factory
+            return base_create_task(coro, **kwargs)
+        return fastloop.Task(coro, loop=loop, **kwargs)
+
+    loop.create_task = create_task
     return loop
 
 
@@ -151,8 +159,14 @@ def show(value):
         return "[" + ", ".join(map(show, value)) + "]"
     if isinstance(value, (set, frozenset)):
         return "{" + ", ".join(sorted(map(show, value))) + "}"
-    if asyncio.isfuture(value) or type(value).__name__ in ("Handle", "TimerHandle"):
+    if asyncio.isfuture(value):
         return _name_of(value)
+    if hasattr(value, "cancelled") and hasattr(value, "cancel"):
+        # A handle: its type is not compared (fastloop.Handle is not
+        # asyncio's, whose call_soon_threadsafe returns _ThreadSafeHandle
+        # on 3.14+, a documented difference).
+        name = _name_of(value)
+        return "<Handle>" if name.startswith("<") else name
     return f"<{type(value).__name__}>"
 
 
