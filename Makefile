@@ -41,7 +41,7 @@ else
 EXTRAS := test,bench
 endif
 
-.PHONY: all build test test-asan test-debug refleak bench bench-instructions compat ecosystem libev clean format
+.PHONY: all build test test-asan test-debug refleak fuzz bench bench-instructions compat ecosystem libev clean format
 
 all: build
 
@@ -110,6 +110,15 @@ test-debug:
 
 refleak: build
 	$(VPY) -m pytest -q -p no:cacheprovider --refleak=$(REFLEAK) tests --ignore=tests/ecosystem
+
+# The differential fuzzer (tests/test_differential.py) at length: new
+# programs from a random seed each run (FUZZ_SEED=N repeats one).
+FUZZ_EXAMPLES ?= 5000
+fuzz: build
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "differential fuzzer: $(FUZZ_EXAMPLES) examples, FUZZ_SEED=$$seed"; \
+	FASTLOOP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FASTLOOP_FUZZ_SEED=$$seed \
+	    $(VPY) -m pytest -q -p no:cacheprovider tests/test_differential.py -k observes
 
 bench: build
 	$(VPY) -m benchmarks

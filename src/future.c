@@ -8,6 +8,7 @@
  * fl_callback) so its wakeup needs no bound method at all.
  */
 #include "future.h"
+#include "handle.h"
 #include "loop.h"
 
 #include <stddef.h>
@@ -131,7 +132,7 @@ cb_clear_all(FLFuture *fut)
 
 int
 fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
-                         const char *source)
+                         PyObject *ctx, const char *source)
 {
     if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
         PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
@@ -139,15 +140,20 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
     }
     PyObject *exc = fl_err_fetch();
     PyObject *src = NULL, *msg = NULL, *context = NULL;
+    FLHandle *handle = NULL;
     int rc = 0;
     if (source != NULL) {
         src = PyUnicode_FromString(source);
     } else {
+        /* asyncio runs a done callback through a Handle, which the context
+         * names: make the one it would have run (fn(arg) in ctx). */
         PyObject *args = PyTuple_Pack(1, arg);
         if (args != NULL) {
-            src = PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
-                                               fn, args, NULL);
+            handle = fl_handle_new(&FLHandle_Type, loop, fn, args, ctx);
             Py_DECREF(args);
+        }
+        if (handle != NULL) {
+            src = fl_format_callback(handle);
         }
     }
     if (src != NULL) {
@@ -158,7 +164,9 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
     }
     if (context == NULL ||
         PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
-        PyDict_SetItem(context, fl_state.str_exception, exc) < 0) {
+        PyDict_SetItem(context, fl_state.str_exception, exc) < 0 ||
+        (handle != NULL && PyDict_SetItem(context, fl_state.str_handle,
+                                          (PyObject *)handle) < 0)) {
         PyErr_WriteUnraisable(loop);
     } else {
         rc = fl_call_exception_handler(loop, context);
@@ -166,14 +174,15 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
     Py_XDECREF(context);
     Py_XDECREF(msg);
     Py_XDECREF(src);
+    Py_XDECREF(handle);
     Py_DECREF(exc);
     return rc;
 }
 
 /* Runs from the fastloop ready queue: `pair` is (callback, context).  An
- * error is reported as asyncio's Handle reports it, but from inside the
- * callback's context, so a context-reading exception handler sees it as it
- * does on 3.12+ through Handle.get_context(). */
+ * error is reported as asyncio's Handle._run reports it: after leaving the
+ * callback's context, naming a Handle whose get_context() is that context
+ * (3.12+ runs the exception handler in it; 3.11 in the loop's). */
 static int
 run_callback_ready(PyObject *pair, PyObject *fut)
 {
@@ -182,21 +191,19 @@ run_callback_ready(PyObject *pair, PyObject *fut)
     if (PyContext_Enter(ctx) < 0) {
         return -1;
     }
-    int rc = 0;
     PyObject *res = PyObject_CallOneArg(fn, fut);
-    if (res == NULL) {
-        rc = fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut, NULL);
-    }
+    PyObject *exc = res == NULL ? fl_err_fetch() : NULL;
     Py_XDECREF(res);
-    PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
         Py_XDECREF(exc);
         return -1;
     }
-    if (exc != NULL) {
-        fl_err_restore(exc);
+    if (exc == NULL) {
+        return 0;
     }
-    return rc;
+    fl_err_restore(exc);
+    return fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut, ctx,
+                                    NULL);
 }
 
 static int

@@ -197,10 +197,11 @@ int fl_call_soon_generic(PyObject *loop, PyObject *fn, PyObject *arg,
                          PyObject *ctx);
 
 /* Report the current exception as asyncio's Handle._run does ("Exception
- * in callback <source>"); `source` NULL formats fn(arg).  SystemExit and
+ * in callback <source>"); `source` NULL formats fn(arg) and names, as the
+ * context's "handle", a Handle for fn(arg) in context `ctx`.  SystemExit and
  * KeyboardInterrupt are left set (returns -1); otherwise 0, error cleared. */
 int fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
-                             const char *source);
+                             PyObject *ctx, const char *source);
 
 /* Report `context` (a dict) through loop.call_exception_handler; never
  * fails (errors are written as unraisable). */

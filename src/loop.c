@@ -359,7 +359,10 @@ fl_handle_report_error(FLHandle *handle)
     if (handle->callback != NULL) {
         cb = fl_format_callback(handle);
     } else {
-        cb = PyObject_Repr((PyObject *)handle);
+        /* The callback cancelled its own handle, then raised: asyncio's
+         * cancel() drops the callback and arguments too, and formats
+         * them as _format_callback_source(None, None) does. */
+        cb = PyUnicode_FromString("None()");
     }
     PyObject *context = PyDict_New();
     PyObject *msg =

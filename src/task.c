@@ -309,7 +309,7 @@ run_in_task_context(PyObject *task, PyObject *arg,
     int rc = action((FLTask *)task, arg);
     if (rc < 0) {
         rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
-                                      what);
+                                      NULL, what);
     }
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
