@@ -1525,11 +1525,13 @@ Task_dealloc(FLTask *task)
         task->fut.log_tb;
     PyTypeObject *tp = Py_TYPE(task);
 #if FL_CURRENT_TASK_ON_TSTATE
-    if (!finalize) {
-        /* A finished task unlinked itself from asyncio's task list, but
-         * code calling asyncio.tasks._register_task() again may have
-         * linked it back: make sure no freed task stays linked.  asyncio's
-         * function only unlinks (no reference is taken). */
+    {
+        /* No freed task may stay linked into asyncio's task list, and
+         * Task_finalize (which unlinks a pending task) may never run: a
+         * subclass's __del__ replaces it.  A finished task unlinked itself,
+         * but code calling asyncio.tasks._register_task() again may have
+         * linked it back.  asyncio's function only unlinks (no reference is
+         * taken); unlinking twice is harmless. */
         PyObject *saved = fl_err_fetch();
         PyObject *arg = (PyObject *)task;
         PyObject *res =
