@@ -544,16 +544,47 @@ ensure_no_transport(FLLoop *loop, PyObject *fileobj)
     return 0;
 }
 
-PyObject *
-fl_io_add_reader_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs)
+/* _add_reader/_add_writer(fd, callback, *args, context=None): 3.15's
+ * selector transports pass the context their callbacks run in (that of the
+ * server or connection that made them); earlier versions never pass one,
+ * and accepting it there changes nothing for them. */
+static PyObject *
+add_watch_private(FLLoop *loop, PyObject *const *args, size_t nargsf,
+                  PyObject *kwnames, int is_read)
 {
-    return add_watch(loop, args, nargs, 1);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context = Py_None;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(key, "context") != 0) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument '%S'",
+                         is_read ? "_add_reader" : "_add_writer", key);
+            return NULL;
+        }
+        context = args[nargs + i];
+    }
+    PyObject *handle = add_watch(loop, args, nargs, is_read);
+    if (handle != NULL && context != Py_None) {
+        /* Instead of the copy of the current context it was made with. */
+        Py_SETREF(((FLHandle *)handle)->context, Py_NewRef(context));
+    }
+    return handle;
 }
 
 PyObject *
-fl_io_add_writer_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs)
+fl_io_add_reader_private(FLLoop *loop, PyObject *const *args, size_t nargsf,
+                         PyObject *kwnames)
 {
-    return add_watch(loop, args, nargs, 0);
+    return add_watch_private(loop, args, nargsf, kwnames, 1);
+}
+
+PyObject *
+fl_io_add_writer_private(FLLoop *loop, PyObject *const *args, size_t nargsf,
+                         PyObject *kwnames)
+{
+    return add_watch_private(loop, args, nargsf, kwnames, 0);
 }
 
 static PyObject *

@@ -41,11 +41,13 @@ void fl_io_clear_all(FLLoop *loop);
 int fl_io_traverse(FLLoop *loop, visitproc visit, void *arg);
 
 PyObject *fl_io_add_reader(FLLoop *, PyObject *const *, Py_ssize_t);
-PyObject *fl_io_add_reader_private(FLLoop *, PyObject *const *, Py_ssize_t);
+PyObject *fl_io_add_reader_private(FLLoop *, PyObject *const *, size_t,
+                                   PyObject *);
 PyObject *fl_io_remove_reader(FLLoop *, PyObject *);
 PyObject *fl_io_remove_reader_private(FLLoop *, PyObject *);
 PyObject *fl_io_add_writer(FLLoop *, PyObject *const *, Py_ssize_t);
-PyObject *fl_io_add_writer_private(FLLoop *, PyObject *const *, Py_ssize_t);
+PyObject *fl_io_add_writer_private(FLLoop *, PyObject *const *, size_t,
+                                   PyObject *);
 PyObject *fl_io_remove_writer(FLLoop *, PyObject *);
 PyObject *fl_io_remove_writer_private(FLLoop *, PyObject *);
 PyObject *fl_io_events(FLLoop *, PyObject *);
@@ -55,7 +57,7 @@ PyObject *fl_io_events(FLLoop *, PyObject *);
     {"add_reader", FL_IO_FASTCALL(fl_io_add_reader), METH_FASTCALL,           \
      "add_reader(fd, callback, *args): call callback when fd is readable."},  \
         {"_add_reader", FL_IO_FASTCALL(fl_io_add_reader_private),             \
-         METH_FASTCALL, NULL},                                                \
+         METH_FASTCALL | METH_KEYWORDS, NULL},                                \
         {"remove_reader", (PyCFunction)fl_io_remove_reader, METH_O,           \
          "Stop watching fd for reading; True if it was watched."},            \
         {"_remove_reader", (PyCFunction)fl_io_remove_reader_private, METH_O,  \
@@ -64,7 +66,7 @@ PyObject *fl_io_events(FLLoop *, PyObject *);
          "add_writer(fd, callback, *args): call callback when fd is "         \
          "writable."},                                                        \
         {"_add_writer", FL_IO_FASTCALL(fl_io_add_writer_private),             \
-         METH_FASTCALL, NULL},                                                \
+         METH_FASTCALL | METH_KEYWORDS, NULL},                                \
         {"remove_writer", (PyCFunction)fl_io_remove_writer, METH_O,           \
          "Stop watching fd for writing; True if it was watched."},            \
         {"_remove_writer", (PyCFunction)fl_io_remove_writer_private, METH_O,  \
