@@ -971,7 +971,18 @@ task_init_impl(FLTask *task, PyObject *coro, PyObject *loop, PyObject *name,
         if (task->context == NULL) {
             return -1;
         }
-    } else {
+    }
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15 checks at once what each step would otherwise fail to enter. */
+    else if (!PyContext_CheckExact(context)) {
+        task->log_destroy_pending = 0; /* never scheduled */
+        PyErr_Format(PyExc_TypeError,
+                     "a contextvars.Context was expected, got %s",
+                     Py_TYPE(context)->tp_name);
+        return -1;
+    }
+#endif
+    else {
         Py_XSETREF(task->context, Py_NewRef(context));
     }
     mirror_in_base(task, base_coro_offset, coro);
