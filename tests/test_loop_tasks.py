@@ -240,6 +240,31 @@ def test_create_task_rejects_keywords_other_than_name_and_context(loop):
 
 
 @pytest.mark.skipif(
+    sys.version_info >= (3, 14), reason="3.14 passes eager_start on to Task"
+)
+def test_create_task_rejects_eager_start_before_3_14(loop):
+    coro = answer()
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        loop.create_task(coro, eager_start=True)
+    coro.close()
+
+
+def test_a_two_argument_task_factory_and_create_task_with_a_name(loop):
+    # Up to 3.13 create_task calls a factory with (loop, coro) and names the
+    # task itself; 3.14 passes name= on to the factory, which must take it.
+    loop.set_task_factory(lambda lp, coro: asyncio.Task(coro, loop=lp))
+    coro = answer()
+    if sys.version_info >= (3, 14):
+        with pytest.raises(TypeError, match="name"):
+            loop.create_task(coro, name="named")
+        coro.close()
+    else:
+        task = loop.create_task(coro, name="named")
+        assert task.get_name() == "named"
+        assert loop.run_until_complete(task) == 42
+
+
+@pytest.mark.skipif(
     sys.version_info < (3, 14), reason="create_task(eager_start=) is new in 3.14"
 )
 def test_create_task_with_eager_start_runs_the_first_step_at_once(loop):
