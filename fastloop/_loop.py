@@ -20,7 +20,23 @@ from asyncio.log import logger
 
 from . import _core
 
+try:
+    from _asyncio import _set_running_loop as _c_set_running_loop
+except ImportError:  # an interpreter built without _asyncio
+    _c_set_running_loop = events._set_running_loop
+
 __all__ = ["Loop"]
+
+
+def _set_running_loop(loop):
+    # fastloop's tasks are C tasks, and on 3.14+ asyncio's C _enter_task
+    # accepts only the loop recorded by the C _set_running_loop.  Code that
+    # replaced events._set_running_loop (CPython's tests swap in the
+    # pure-Python one) must not leave them without it: set both.
+    setter = events._set_running_loop
+    if setter is not _c_set_running_loop:
+        _c_set_running_loop(loop)
+    setter(loop)
 
 
 class _SelectorView:
@@ -74,10 +90,10 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
                 firstiter=self._asyncgen_firstiter_hook,
                 finalizer=self._asyncgen_finalizer_hook,
             )
-            events._set_running_loop(self)
+            _set_running_loop(self)
             self._run_forever_core()
         finally:
-            events._set_running_loop(None)
+            _set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
             self._restore_signal_wakeup(old_wakeup_fd)

@@ -342,9 +342,17 @@ future_clear_state(FLFuture *fut)
 int
 fl_future_init_fields(FLFuture *fut, PyObject *loop)
 {
-    /* __init__ may run twice: start from a clean pending future.  A new
-     * object is all zeroes already (only _cancel_message is settable
-     * before __init__). */
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15: __init__ runs once, as asyncio's C Future and Task allow. */
+    if (fut->loop != NULL) {
+        PyErr_Format(PyExc_RuntimeError, "%s object is already initialized",
+                     Py_TYPE(fut)->tp_name);
+        return -1;
+    }
+#endif
+    /* Up to 3.14 __init__ may run twice: start from a clean pending
+     * future.  A new object is all zeroes already (only _cancel_message is
+     * settable before __init__). */
     if (fut->loop != NULL || fut->cancel_msg != NULL) {
         future_clear_state(fut);
     }

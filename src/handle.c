@@ -37,6 +37,9 @@ fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
     if (self == NULL) {
         return NULL;
     }
+    self->lock = NULL;
+    self->lock_owner = 0;
+    self->lock_depth = 0;
     if (context == NULL || context == Py_None) {
         context = PyContext_CopyCurrent();
         if (context == NULL) {
@@ -66,11 +69,84 @@ fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
 }
 
 int
+fl_handle_make_threadsafe(FLHandle *handle)
+{
+    assert(handle->lock == NULL);
+    handle->lock = PyThread_allocate_lock();
+    if (handle->lock == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* Take a thread-safe handle's lock (a no-op for other handles), as an
+ * RLock: again by its owner, else waiting without the GIL, running signal
+ * handlers when interrupted (as threading.RLock.acquire).  0, or -1 with
+ * the exception of a signal handler. */
+static int
+handle_lock(FLHandle *handle)
+{
+    if (handle->lock == NULL) {
+        return 0;
+    }
+    unsigned long me = PyThread_get_thread_ident();
+    if (handle->lock_depth > 0 && handle->lock_owner == me) {
+        handle->lock_depth++;
+        return 0;
+    }
+    PyLockStatus status = PyThread_acquire_lock_timed(handle->lock, 0, 0);
+    while (status != PY_LOCK_ACQUIRED) {
+        PyThreadState *tstate = PyEval_SaveThread();
+        status = PyThread_acquire_lock_timed(handle->lock, -1, 1);
+        PyEval_RestoreThread(tstate);
+        if (status == PY_LOCK_INTR && Py_MakePendingCalls() < 0) {
+            return -1;
+        }
+    }
+    assert(handle->lock_depth == 0);
+    handle->lock_owner = me;
+    handle->lock_depth = 1;
+    return 0;
+}
+
+static void
+handle_unlock(FLHandle *handle)
+{
+    if (handle->lock == NULL) {
+        return;
+    }
+    assert(handle->lock_depth > 0 &&
+           handle->lock_owner == PyThread_get_thread_ident());
+    if (--handle->lock_depth == 0) {
+        handle->lock_owner = 0;
+        PyThread_release_lock(handle->lock);
+    }
+}
+
+static int handle_run_callback(FLHandle *handle);
+
+int
 fl_handle_run(FLHandle *handle)
 {
     if (handle->cancelled) {
         return 0;
     }
+    if (handle->lock == NULL) {
+        return handle_run_callback(handle);
+    }
+    /* Another thread may have cancelled it since the check above. */
+    if (handle_lock(handle) < 0) {
+        return -1;
+    }
+    int rc = handle->cancelled ? 0 : handle_run_callback(handle);
+    handle_unlock(handle);
+    return rc;
+}
+
+static int
+handle_run_callback(FLHandle *handle)
+{
     /* Keep the callback alive even if it cancels its own handle. */
     PyObject *callback = Py_NewRef(handle->callback);
     PyObject *args = Py_NewRef(handle->args);
@@ -122,14 +198,23 @@ fl_handle_cancel(FLHandle *handle)
 static PyObject *
 handle_cancel(FLHandle *self, PyObject *Py_UNUSED(ignored))
 {
+    if (handle_lock(self) < 0) {
+        return NULL;
+    }
     fl_handle_cancel(self);
+    handle_unlock(self);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 handle_cancelled(FLHandle *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(self->cancelled);
+    if (handle_lock(self) < 0) {
+        return NULL;
+    }
+    int cancelled = self->cancelled;
+    handle_unlock(self);
+    return PyBool_FromLong(cancelled);
 }
 
 static PyObject *
@@ -293,6 +378,12 @@ handle_dealloc(FLHandle *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     (void)handle_clear(self);
+    if (self->lock != NULL) {
+        /* Whoever holds it holds a reference too. */
+        assert(self->lock_depth == 0);
+        PyThread_free_lock(self->lock);
+        self->lock = NULL;
+    }
     PyTypeObject *type = Py_TYPE(self);
     if ((type == &FLHandle_Type || type == &FLTimerHandle_Type) &&
         handle_freelist_len < FL_HANDLE_FREELIST_MAX) {

@@ -22,6 +22,11 @@ typedef struct fl_handle {
     double when;            /* TimerHandle only */
     unsigned long long seq; /* TimerHandle: FIFO order among equal `when` */
     Py_ssize_t heap_index;  /* TimerHandle: position in the heap */
+    /* call_soon_threadsafe's handles only (else NULL): held across the
+     * callback and by cancel()/cancelled(), re-entrant for its owner. */
+    PyThread_type_lock lock;
+    unsigned long lock_owner; /* thread holding `lock`, when lock_depth */
+    int lock_depth;
 } FLHandle;
 
 extern PyTypeObject FLHandle_Type;
@@ -45,6 +50,12 @@ int fl_handle_report_error(FLHandle *handle);
 /* asyncio's text for the callback and its arguments, e.g. "f(1, 2) at
  * file.py:10".  The handle must not be cancelled.  New reference. */
 PyObject *fl_format_callback(FLHandle *handle);
+
+/* Make `handle` thread-safe as asyncio's (3.14+, 3.13.1+, 3.12.8+)
+ * events._ThreadSafeHandle is: cancel() and cancelled() called while its
+ * callback runs wait for the callback to return, and a handle cancelled just
+ * before the loop runs it does not run.  0, or -1 with MemoryError set. */
+int fl_handle_make_threadsafe(FLHandle *handle);
 
 /* Mark cancelled and drop the callback and arguments. */
 void fl_handle_cancel(FLHandle *handle);

@@ -742,6 +742,11 @@ loop_call_soon_impl(FLLoop *self, const char *method, PyObject *const *args,
     FLHandle *handle = schedule_soon(self, args[0], cargs, context);
     Py_DECREF(cargs);
     if (handle != NULL && threadsafe) {
+        if (fl_handle_make_threadsafe(handle) < 0) {
+            fl_handle_cancel(handle);
+            Py_DECREF(handle);
+            return NULL;
+        }
         ev_async_send(self->evloop, &self->wakeup);
     }
     return (PyObject *)handle;

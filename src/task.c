@@ -971,7 +971,18 @@ task_init_impl(FLTask *task, PyObject *coro, PyObject *loop, PyObject *name,
         if (task->context == NULL) {
             return -1;
         }
-    } else {
+    }
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15 checks at once what each step would otherwise fail to enter. */
+    else if (!PyContext_CheckExact(context)) {
+        task->log_destroy_pending = 0; /* never scheduled */
+        PyErr_Format(PyExc_TypeError,
+                     "a contextvars.Context was expected, got %s",
+                     Py_TYPE(context)->tp_name);
+        return -1;
+    }
+#endif
+    else {
         Py_XSETREF(task->context, Py_NewRef(context));
     }
     mirror_in_base(task, base_coro_offset, coro);
@@ -1525,11 +1536,13 @@ Task_dealloc(FLTask *task)
         task->fut.log_tb;
     PyTypeObject *tp = Py_TYPE(task);
 #if FL_CURRENT_TASK_ON_TSTATE
-    if (!finalize) {
-        /* A finished task unlinked itself from asyncio's task list, but
-         * code calling asyncio.tasks._register_task() again may have
-         * linked it back: make sure no freed task stays linked.  asyncio's
-         * function only unlinks (no reference is taken). */
+    {
+        /* No freed task may stay linked into asyncio's task list, and
+         * Task_finalize (which unlinks a pending task) may never run: a
+         * subclass's __del__ replaces it.  A finished task unlinked itself,
+         * but code calling asyncio.tasks._register_task() again may have
+         * linked it back.  asyncio's function only unlinks (no reference is
+         * taken); unlinking twice is harmless. */
         PyObject *saved = fl_err_fetch();
         PyObject *arg = (PyObject *)task;
         PyObject *res =

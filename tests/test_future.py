@@ -82,6 +82,16 @@ def test_a_new_future_is_pending(impl):
     assert asyncio.isfuture(fut)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 15),
+                    reason="3.15 initialises a Future only once")
+def test_initialising_a_future_again_raises_runtime_error(impl):
+    fut = impl.future()
+    fut.set_result(1)
+    with pytest.raises(RuntimeError, match="object is already initialized"):
+        fut.__init__(loop=impl.loop)
+    assert fut.result() == 1
+
+
 def test_result_of_a_pending_future_raises_invalid_state(impl):
     fut = impl.future()
     with pytest.raises(asyncio.InvalidStateError, match="Result is not set"):

@@ -158,11 +158,42 @@ def test_run_cancels_remaining_tasks_and_finalizes_async_generators(fastloop):
     assert sorted(events) == ["agen finalized", "task cancelled"]
 
 
-def test_run_with_a_non_coroutine_raises_value_error(fastloop):
-    with pytest.raises(ValueError):
+# asyncio.run() of something it cannot run: ValueError("a coroutine was
+# expected") up to 3.13; 3.14 accepts any awaitable and raises TypeError for
+# the rest (its Runner.run wraps awaitables in a coroutine).
+NOT_RUNNABLE = ValueError if sys.version_info < (3, 14) else TypeError
+
+
+def test_run_with_a_non_coroutine_raises_what_asyncio_run_raises(fastloop):
+    with pytest.raises(NOT_RUNNABLE) as stock:
         asyncio.run(1)
-    with pytest.raises(ValueError):
+    with pytest.raises(NOT_RUNNABLE) as ours:
         fastloop.run(1)
+    assert type(ours.value) is type(stock.value)
+    assert str(ours.value) == str(stock.value)
+
+
+class _Awaitable:
+    def __await__(self):
+        yield from asyncio.sleep(0).__await__()
+        return "awaited"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14),
+                    reason="asyncio.run() accepts awaitables since 3.14")
+def test_run_with_an_awaitable_runs_it_as_asyncio_run_does(fastloop):
+    assert asyncio.run(_Awaitable()) == "awaited"
+    assert fastloop.run(_Awaitable()) == "awaited"
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14),
+                    reason="asyncio.run() accepts awaitables since 3.14")
+def test_run_with_an_awaitable_that_is_no_coroutine_raises_value_error(
+        fastloop):
+    with pytest.raises(ValueError, match="a coroutine was expected"):
+        asyncio.run(_Awaitable())
+    with pytest.raises(ValueError, match="a coroutine was expected"):
+        fastloop.run(_Awaitable())
 
 
 def test_run_inside_a_running_loop_raises_runtime_error(fastloop):

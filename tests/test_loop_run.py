@@ -108,6 +108,33 @@ def test_run_until_complete_accepts_an_awaitable(loop):
     assert loop.run_until_complete(Awaitable()) == "awaited"
 
 
+def test_tasks_run_with_asyncio_pure_python_running_loop_functions(loop, monkeypatch):
+    # What CPython's TestPyGetEventLoop does: asyncio's running-loop
+    # functions, Task and Future replaced by their pure-Python versions.
+    # The loop's own tasks must still run, and see the loop as running.
+    from asyncio import events, futures, tasks
+
+    for name in ("_get_running_loop", "_set_running_loop", "get_running_loop",
+                 "get_event_loop"):
+        impl = getattr(events, "_py_" + name)
+        monkeypatch.setattr(events, name, impl)
+        monkeypatch.setattr(asyncio, name, impl)
+    monkeypatch.setattr(tasks, "Task", tasks._PyTask)
+    monkeypatch.setattr(asyncio, "Task", tasks._PyTask)
+    monkeypatch.setattr(futures, "Future", futures._PyFuture)
+    monkeypatch.setattr(asyncio, "Future", futures._PyFuture)
+
+    async def main():
+        assert asyncio.get_running_loop() is loop
+        assert asyncio._get_running_loop() is loop
+        await asyncio.sleep(0)
+        assert asyncio.get_running_loop() is loop
+        return "done"
+
+    assert loop.run_until_complete(main()) == "done"
+    assert asyncio._get_running_loop() is None
+
+
 def test_run_until_complete_with_a_done_future_returns_at_once(loop):
     fut = loop.create_future()
     fut.set_result("done")

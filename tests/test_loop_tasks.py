@@ -5,7 +5,9 @@ https://docs.python.org/3/library/asyncio-eventloop.html#creating-futures-and-ta
 
 import asyncio
 import contextvars
+import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -238,6 +240,31 @@ def test_create_task_rejects_keywords_other_than_name_and_context(loop):
 
 
 @pytest.mark.skipif(
+    sys.version_info >= (3, 14), reason="3.14 passes eager_start on to Task"
+)
+def test_create_task_rejects_eager_start_before_3_14(loop):
+    coro = answer()
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        loop.create_task(coro, eager_start=True)
+    coro.close()
+
+
+def test_a_two_argument_task_factory_and_create_task_with_a_name(loop):
+    # Up to 3.13 create_task calls a factory with (loop, coro) and names the
+    # task itself; 3.14 passes name= on to the factory, which must take it.
+    loop.set_task_factory(lambda lp, coro: asyncio.Task(coro, loop=lp))
+    coro = answer()
+    if sys.version_info >= (3, 14):
+        with pytest.raises(TypeError, match="name"):
+            loop.create_task(coro, name="named")
+        coro.close()
+    else:
+        task = loop.create_task(coro, name="named")
+        assert task.get_name() == "named"
+        assert loop.run_until_complete(task) == 42
+
+
+@pytest.mark.skipif(
     sys.version_info < (3, 14), reason="create_task(eager_start=) is new in 3.14"
 )
 def test_create_task_with_eager_start_runs_the_first_step_at_once(loop):
@@ -302,3 +329,45 @@ def test_timeout_and_task_group_work_inside_a_task(loop):
         return asyncio.current_task() is not None, t.result()
 
     assert loop.run_until_complete(main()) == (True, "child")
+
+
+@pytest.mark.timeout(60)
+def test_a_task_subclass_whose_del_skips_the_finalizer_is_freed_safely(
+        loop_factory, child_env):
+    # A subclass's __del__ replaces the Task's finalizer.  Freed pending, such
+    # a task must still leave asyncio's list of tasks (3.14+ links tasks into
+    # a per-thread list through the C Task's storage): all_tasks() later walks
+    # that list.  In a child process: the bug is a use-after-free.
+    source = textwrap.dedent(f"""
+        import asyncio, gc, weakref
+        async def sleeper():
+            await asyncio.sleep(10)
+        loop = {loop_factory.new_loop_source}
+        probe = loop.create_task(sleeper())
+        class Quiet(type(probe)):
+            def __del__(self):
+                pass
+        probe.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        coros, refs = [], []
+        for _ in range(3):
+            coros.append(sleeper())
+            task = Quiet(coros[-1], loop=loop)
+            task._log_destroy_pending = False
+            refs.append(weakref.ref(task))
+            del task
+        loop.close()    # drops the scheduled first steps: freed pending
+        gc.collect()
+        assert not any(ref() for ref in refs)
+        # Reuse the freed memory, so that a stale link points at garbage.
+        junk = [b"\\xff" * n for n in range(480, 1200, 8) for _ in range(2)]
+        other = {loop_factory.new_loop_source}
+        print(asyncio.all_tasks(other))
+        other.close()
+        for coro in coros:
+            coro.close()
+    """)
+    result = subprocess.run([sys.executable, "-c", source], env=child_env,
+                            capture_output=True, text=True, timeout=50)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "set()\n"

@@ -155,3 +155,100 @@ def test_call_soon_threadsafe_racing_close_raises_runtime_error_and_nothing_brea
                             capture_output=True, text=True, timeout=25)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "['Event loop is closed'] 20\n"
+
+
+# asyncio's call_soon_threadsafe handles (events._ThreadSafeHandle, 3.14+,
+# gh-128340) hold a lock across the callback, so that
+# another thread's cancel() or cancelled() waits for a running callback to
+# return; the loop's own thread is not blocked by it.
+needs_thread_safe_handles = pytest.mark.skipif(
+    not hasattr(__import__("asyncio").events, "_ThreadSafeHandle"),
+    reason="this asyncio's call_soon_threadsafe handles take no lock "
+    "(events._ThreadSafeHandle is new in 3.14)")
+
+
+def _run_with_other_thread(loop, other):
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        loop.run_forever()
+    finally:
+        thread.join(10)
+
+
+@needs_thread_safe_handles
+@pytest.mark.timeout(30)
+def test_cancel_from_another_thread_waits_for_the_running_callback(loop):
+    started, cancelling, finished = (threading.Event() for _ in range(3))
+    seen = []
+
+    def callback():
+        started.set()
+        cancelling.wait(10)
+        finished.set()
+
+    def other():
+        handle = loop.call_soon_threadsafe(callback)
+        started.wait(10)
+        cancelling.set()
+        handle.cancel()
+        seen.append((finished.is_set(), handle.cancelled()))
+        loop.call_soon_threadsafe(loop.stop)
+
+    _run_with_other_thread(loop, other)
+    assert seen == [(True, True)]
+
+
+@needs_thread_safe_handles
+@pytest.mark.timeout(30)
+def test_cancelled_from_another_thread_waits_for_the_running_callback(loop):
+    started, asking, finished = (threading.Event() for _ in range(3))
+    seen = []
+
+    def callback():
+        started.set()
+        asking.wait(10)
+        finished.set()
+
+    def other():
+        handle = loop.call_soon_threadsafe(callback)
+        started.wait(10)
+        asking.set()
+        cancelled = handle.cancelled()
+        seen.append((finished.is_set(), cancelled))
+        loop.call_soon_threadsafe(loop.stop)
+
+    _run_with_other_thread(loop, other)
+    assert seen == [(True, False)]
+
+
+@pytest.mark.timeout(30)
+def test_a_callback_cancelling_its_own_thread_safe_handle_runs_to_the_end(loop):
+    handles, seen = [], []
+
+    def callback():
+        handles[0].cancel()
+        seen.append(handles[0].cancelled())
+        loop.stop()
+
+    handles.append(loop.call_soon_threadsafe(callback))
+    loop.run_forever()
+    assert seen == [True]
+    assert handles[0].cancelled()
+
+
+@pytest.mark.timeout(30)
+def test_a_thread_safe_handle_cancelled_from_another_thread_before_it_runs_does_not_run(
+        loop):
+    ran, cancelled = [], threading.Event()
+
+    def other():
+        handle = loop.call_soon_threadsafe(ran.append, "ran")
+        handle.cancel()
+        cancelled.set()
+        loop.call_soon_threadsafe(loop.stop)
+
+    # The loop is busy (waiting for the cancel) when the callback arrives.
+    loop.call_soon(cancelled.wait, 10)
+    _run_with_other_thread(loop, other)
+    assert ran == []

@@ -82,6 +82,27 @@ def test_task_requires_a_coroutine(impl):
         impl.Task(42, loop=impl.loop)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 15),
+                    reason="3.15 checks Task's context argument at once "
+                    "(gh-157301)")
+def test_task_with_a_context_that_is_no_context_raises_type_error(impl):
+    coro = answer()
+    with pytest.raises(TypeError, match="a contextvars.Context was expected"):
+        impl.Task(coro, loop=impl.loop, context="not a context")
+    coro.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 15),
+                    reason="3.15 initialises a Task only once")
+def test_initialising_a_task_again_raises_runtime_error(impl):
+    task = impl.Task(answer(), loop=impl.loop)
+    coro = answer()
+    with pytest.raises(RuntimeError, match="object is already initialized"):
+        task.__init__(coro, loop=impl.loop)
+    coro.close()
+    assert impl.loop.run_until_complete(task) == 42
+
+
 def test_task_is_an_asyncio_task_and_future(impl):
     task = impl.Task(answer(), loop=impl.loop)
     assert isinstance(task, asyncio.Task)

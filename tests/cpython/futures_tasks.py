@@ -40,7 +40,9 @@ PREFIX = 'futures_tasks.'
 
 
 def tearDownModule():
-    asyncio.set_event_loop_policy(None)
+    # 3.14+ deprecate the public setter; its suites use the private one.
+    getattr(asyncio.events, '_set_event_loop_policy',
+            asyncio.events.set_event_loop_policy)(None)
 
 
 # --------------------------------------------------------------------------
@@ -111,7 +113,16 @@ class FutureReprTests(test_futures2.FutureReprTests):
 # test_tasks
 
 
-class FLTask_FLFuture_Tests(test_tasks.BaseTaskTests,
+class _TaskTestsMixin:
+    """What 3.14+'s BaseTaskTests take from each concrete class: the
+    all_tasks()/current_task() to check the tasks with.  asyncio's public
+    ones (the C implementation) see any Task, asyncio's or fastloop's."""
+
+    all_tasks = staticmethod(asyncio.all_tasks)
+    current_task = staticmethod(asyncio.current_task)
+
+
+class FLTask_FLFuture_Tests(_TaskTestsMixin, test_tasks.BaseTaskTests,
                             test_tasks.SetMethodsTest,
                             test_utils.TestCase):
     Task = FLTask
@@ -127,33 +138,33 @@ class FLTask_FLFuture_Tests(test_tasks.BaseTaskTests,
 
 
 @test_tasks.add_subclass_tests
-class FLTask_FLFuture_SubclassTests(test_tasks.BaseTaskTests,
+class FLTask_FLFuture_SubclassTests(_TaskTestsMixin, test_tasks.BaseTaskTests,
                                     test_utils.TestCase):
     Task = FLTask
     Future = FLFuture
 
 
-class FLTask_AsyncioFuture_Tests(test_tasks.BaseTaskTests,
+class FLTask_AsyncioFuture_Tests(_TaskTestsMixin, test_tasks.BaseTaskTests,
                                  test_utils.TestCase):
     Task = FLTask
     Future = AsyncioFuture
 
 
 @test_tasks.add_subclass_tests
-class FLTaskSubclass_AsyncioFuture_Tests(test_tasks.BaseTaskTests,
+class FLTaskSubclass_AsyncioFuture_Tests(_TaskTestsMixin, test_tasks.BaseTaskTests,
                                          test_utils.TestCase):
     Task = FLTask
     Future = AsyncioFuture
 
 
-class AsyncioTask_FLFuture_Tests(test_tasks.BaseTaskTests,
+class AsyncioTask_FLFuture_Tests(_TaskTestsMixin, test_tasks.BaseTaskTests,
                                  test_utils.TestCase):
     Task = AsyncioTask
     Future = FLFuture
 
 
 @test_tasks.add_subclass_tests
-class AsyncioTask_FLFutureSubclass_Tests(test_tasks.BaseTaskTests,
+class AsyncioTask_FLFutureSubclass_Tests(_TaskTestsMixin, test_tasks.BaseTaskTests,
                                          test_utils.TestCase):
     Task = AsyncioTask
     Future = FLFuture

@@ -201,25 +201,57 @@ class LoopTracker:
 TRACKER = LoopTracker()
 
 
+def _set_policy(policy):
+    """Set the event loop policy without 3.14's deprecation warning."""
+    import asyncio.events
+    setter = getattr(asyncio.events, '_set_event_loop_policy', None)
+    if setter is None:                  # 3.11-3.13
+        setter = asyncio.events.set_event_loop_policy
+    setter(policy)
+
+
 def install_target(kind):
     """Make ``kind`` the default loop; return a factory for the mixins.
 
-    On 3.11-3.13 the test modules reset the policy with
-    ``asyncio.set_event_loop_policy(None)``, after which asyncio builds a new
-    ``asyncio.DefaultEventLoopPolicy()``: so that name is replaced, not just
-    the current policy.  The replacement is a subclass of the target's policy
-    that records each loop it makes, for the leak check.
+    Every name through which a test suite obtains "the default loop" is
+    replaced, not just the current policy:
+
+    * the default policy class, which asyncio instantiates whenever a test
+      resets the policy with ``set_event_loop_policy(None)``: on 3.11-3.13
+      ``asyncio.DefaultEventLoopPolicy`` (looked up in the asyncio package by
+      ``events._init_event_loop_policy``); on 3.14+, where that public name
+      is a deprecated alias served by ``asyncio.__getattr__`` and the suites
+      reset the policy through the private ``events._set_event_loop_policy``,
+      the private ``asyncio.unix_events._DefaultEventLoopPolicy`` that
+      ``_init_event_loop_policy`` imports (and ``test_asyncio.utils`` binds
+      as its ``DefaultEventLoopPolicy``);
+    * ``asyncio.EventLoop`` (3.13+), the class that 3.14's suites pass as
+      ``asyncio.run(..., loop_factory=asyncio.EventLoop)`` and set as
+      ``IsolatedAsyncioTestCase.loop_factory``.
+
+    The replacements record each loop they make, for the leak check; both
+    are subclasses of the target's own class (``fastloop.EventLoopPolicy``,
+    ``fastloop.Loop``) named as the stock ones.
     """
     import asyncio
     import asyncio.events
+    import asyncio.unix_events
+    import warnings
+    modern = hasattr(asyncio.unix_events, '_DefaultEventLoopPolicy')
     if kind == 'fastloop':
-        import fastloop
+        with warnings.catch_warnings():
+            # fastloop may touch the deprecated policy names at import.
+            warnings.simplefilter('ignore', DeprecationWarning)
+            import fastloop
         base = fastloop.EventLoopPolicy
+        loop_base = fastloop.Loop
 
         def factory():
             return TRACKER.track(fastloop.new_event_loop())
     else:
-        base = asyncio.DefaultEventLoopPolicy
+        base = (asyncio.unix_events._DefaultEventLoopPolicy if modern
+                else asyncio.DefaultEventLoopPolicy)
+        loop_base = getattr(asyncio, 'EventLoop', None)
         # What the default policy makes, without asking the current policy
         # (some tests install their own); bound now because loop_mixins
         # patches the asyncio.SelectorEventLoop name during some setUps.
@@ -228,26 +260,48 @@ def install_target(kind):
         def factory():
             return TRACKER.track(selector_loop())
 
+    stock_policy = (asyncio.unix_events._DefaultEventLoopPolicy if modern
+                    else asyncio.DefaultEventLoopPolicy)
+
     class CompatPolicy(base):
         def new_event_loop(self):
             return TRACKER.track(super().new_event_loop())
 
-    CompatPolicy.__name__ = CompatPolicy.__qualname__ = base.__name__
-    CompatPolicy.__module__ = base.__module__
-    asyncio.DefaultEventLoopPolicy = CompatPolicy
-    asyncio.events.DefaultEventLoopPolicy = CompatPolicy
-    asyncio.set_event_loop_policy(None)
+    CompatPolicy.__name__ = stock_policy.__name__
+    CompatPolicy.__qualname__ = stock_policy.__qualname__
+    CompatPolicy.__module__ = stock_policy.__module__
+    if modern:
+        asyncio.unix_events._DefaultEventLoopPolicy = CompatPolicy
+    else:
+        asyncio.DefaultEventLoopPolicy = CompatPolicy
+        asyncio.events.DefaultEventLoopPolicy = CompatPolicy
+    stock_loop = getattr(asyncio, 'EventLoop', None)
+    if stock_loop is not None:
+        class EventLoop(loop_base):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                TRACKER.track(self)
+
+        EventLoop.__qualname__ = stock_loop.__qualname__
+        EventLoop.__module__ = stock_loop.__module__
+        asyncio.EventLoop = EventLoop
+        asyncio.unix_events.EventLoop = EventLoop
+    _set_policy(None)
 
     # Prove the switch took: a loop from asyncio is the target's.
-    loop = asyncio.new_event_loop()
+    loops = [asyncio.new_event_loop()]
+    if stock_loop is not None:
+        loops.append(asyncio.EventLoop())
+    loops.append(factory())
     try:
-        if kind == 'fastloop' and not isinstance(loop, fastloop.Loop):
-            raise RuntimeError(f'asyncio.new_event_loop() gave {loop!r}, '
-                               f'not a fastloop.Loop')
+        if kind == 'fastloop':
+            for loop in loops:
+                if not isinstance(loop, fastloop.Loop):
+                    raise RuntimeError(f'asyncio gave {loop!r}, not a '
+                                       f'fastloop.Loop')
     finally:
-        loop.close()
-    loop = factory()
-    loop.close()
+        for loop in loops:
+            loop.close()
     TRACKER.begin()
     return factory
 

@@ -1,7 +1,8 @@
 """Tests of the compatibility runner itself (run.py), not of fastloop.
 
 The leak-check tests run in a subprocess: installing the target loop replaces
-asyncio.DefaultEventLoopPolicy, which must not leak into the pytest process.
+asyncio's default policy class and asyncio.EventLoop, which must not leak
+into the pytest process.
 """
 
 import json
@@ -73,6 +74,14 @@ run.install_target('asyncio')
 class T(unittest.TestCase):
     def test_leaves_loop_open(self):
         self.loop = asyncio.new_event_loop()
+    def test_leaves_loop_open_after_a_policy_reset(self):
+        # As the suites reset it: 3.14+ through the private setter.
+        getattr(asyncio.events, '_set_event_loop_policy',
+                asyncio.events.set_event_loop_policy)(None)
+        self.loop = asyncio.new_event_loop()
+    def test_leaves_event_loop_open(self):
+        # asyncio.EventLoop (3.13+), as loop_factory=asyncio.EventLoop makes.
+        self.loop = getattr(asyncio, 'EventLoop', asyncio.new_event_loop)()
     def test_leaves_thread_running(self):
         threading.Thread(target=time.sleep, args=(3,), daemon=True).start()
     def test_clean(self):
@@ -85,6 +94,8 @@ class A(unittest.IsolatedAsyncioTestCase):
 events = []
 result = run.Recorder(events.append, timeout=60, thread_grace=0.2)
 unittest.TestSuite([T('test_leaves_loop_open'),
+                    T('test_leaves_loop_open_after_a_policy_reset'),
+                    T('test_leaves_event_loop_open'),
                     T('test_leaves_thread_running'),
                     T('test_clean'), A('test_async_clean')]).run(result)
 result.finish_pending()
@@ -107,6 +118,12 @@ def leak_outcomes():
 
 def test_a_test_leaving_a_loop_open_fails(leak_outcomes):
     assert leak_outcomes['test_leaves_loop_open'] == 'fail'
+
+
+def test_a_loop_made_after_a_policy_reset_or_by_asyncio_event_loop_is_checked(
+        leak_outcomes):
+    assert leak_outcomes['test_leaves_loop_open_after_a_policy_reset'] == 'fail'
+    assert leak_outcomes['test_leaves_event_loop_open'] == 'fail'
 
 
 def test_a_test_leaving_a_thread_running_fails(leak_outcomes):
@@ -149,3 +166,38 @@ def test_a_hang_or_a_crash_costs_one_test_and_the_rest_still_runs(tmp_path):
     assert outcomes == {'test_1_passes': 'pass', 'test_2_hangs': 'timeout',
                         'test_3_crashes': 'crash',
                         'test_4_passes_after_both': 'pass'}
+
+
+FASTLOOP_EVERYWHERE = '''
+import asyncio, sys, unittest
+sys.path.insert(0, {here!r})
+import run, fastloop
+run.install_target('fastloop')
+getattr(asyncio.events, '_set_event_loop_policy',
+        asyncio.events.set_event_loop_policy)(None)
+loops = [asyncio.new_event_loop()]
+if hasattr(asyncio, 'EventLoop'):
+    loops.append(asyncio.EventLoop())
+seen = []
+class A(unittest.IsolatedAsyncioTestCase):
+    async def test_loop(self):
+        seen.append(asyncio.get_running_loop())
+unittest.TestSuite([A('test_loop')]).run(unittest.TestResult())
+async def main():
+    seen.append(asyncio.get_running_loop())
+if hasattr(asyncio, 'EventLoop'):
+    asyncio.run(main(), loop_factory=asyncio.EventLoop)
+else:
+    asyncio.run(main())
+print(all(isinstance(l, fastloop.Loop) for l in loops + seen), len(seen))
+for l in loops:
+    l.close()
+'''
+
+
+def test_every_way_a_suite_makes_its_loops_gives_a_fastloop_loop():
+    proc = subprocess.run(
+        [sys.executable, '-c', FASTLOOP_EVERYWHERE.format(here=HERE)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ['True', '2']
