@@ -595,6 +595,9 @@ fl_future_new(PyObject *loop)
 static PyObject *
 loop_create_future(PyObject *loop, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init((FLLoop *)loop) < 0) {
+        return NULL;
+    }
     return fl_future_new(loop);
 }
 

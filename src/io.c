@@ -460,7 +460,8 @@ add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
         return NULL;
     }
     int fd = fileobj_to_fd(args[0]);
-    if (fd < 0 || check_pollable(fd) < 0) {
+    /* fileno() is Python code, which may have closed the loop. */
+    if (fd < 0 || fl_loop_check_closed(loop) < 0 || check_pollable(fd) < 0) {
         return NULL;
     }
     PyObject *cargs = PyTuple_New(nargs - 2);
@@ -504,12 +505,18 @@ add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
 static PyObject *
 remove_watch(FLLoop *loop, PyObject *fileobj, int is_read)
 {
-    if (loop->closed) {
-        Py_RETURN_FALSE;
+    if (fl_loop_check_init(loop) < 0) {
+        return NULL;
+    }
+    if (!fl_loop_usable(loop)) {
+        Py_RETURN_FALSE; /* closed: as asyncio */
     }
     int fd = fileobj_to_fd(fileobj);
     if (fd < 0) {
         return NULL;
+    }
+    if (!fl_loop_usable(loop)) {
+        Py_RETURN_FALSE; /* fileno() closed it */
     }
     fl_io_watch *watch = watch_for_fd(loop, fd);
     if (watch == NULL) {
@@ -559,6 +566,9 @@ fl_io_add_writer_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 add_public(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
 {
+    if (fl_loop_check_init(loop) < 0) {
+        return NULL;
+    }
     if (nargs >= 1 && ensure_no_transport(loop, args[0]) < 0) {
         return NULL;
     }
@@ -597,7 +607,8 @@ fl_io_remove_writer_private(FLLoop *loop, PyObject *fileobj)
 PyObject *
 fl_io_remove_reader(FLLoop *loop, PyObject *fileobj)
 {
-    if (ensure_no_transport(loop, fileobj) < 0) {
+    if (fl_loop_check_init(loop) < 0 ||
+        ensure_no_transport(loop, fileobj) < 0) {
         return NULL;
     }
     return remove_watch(loop, fileobj, 1);
@@ -606,7 +617,8 @@ fl_io_remove_reader(FLLoop *loop, PyObject *fileobj)
 PyObject *
 fl_io_remove_writer(FLLoop *loop, PyObject *fileobj)
 {
-    if (ensure_no_transport(loop, fileobj) < 0) {
+    if (fl_loop_check_init(loop) < 0 ||
+        ensure_no_transport(loop, fileobj) < 0) {
         return NULL;
     }
     return remove_watch(loop, fileobj, 0);
@@ -615,6 +627,9 @@ fl_io_remove_writer(FLLoop *loop, PyObject *fileobj)
 PyObject *
 fl_io_events(FLLoop *loop, PyObject *fileobj)
 {
+    if (fl_loop_check_init(loop) < 0) {
+        return NULL;
+    }
     int fd = fileobj_to_fd(fileobj);
     if (fd < 0) {
         return NULL;

@@ -227,11 +227,27 @@ fl_loop_flush_current_task(FLLoop *self)
 int
 fl_loop_check_closed(FLLoop *self)
 {
-    if (self->closed) {
-        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-        return -1;
+    if (fl_loop_usable(self)) {
+        return 0;
     }
-    return 0;
+    if (!self->closed && !self->initialized) {
+        return fl_loop_check_init_slow(self);
+    }
+    /* Closed, or reopened by assigning _closed after its libev loop went. */
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return -1;
+}
+
+int
+fl_loop_check_init_slow(FLLoop *self)
+{
+    if (self->initialized) {
+        return 0;
+    }
+    PyErr_SetString(PyExc_RuntimeError,
+                    "Event loop object is not initialized (Loop.__init__ "
+                    "was not called).");
+    return -1;
 }
 
 int
@@ -738,7 +754,8 @@ loop_call_soon_impl(FLLoop *self, const char *method, PyObject *const *args,
     }
     FLHandle *handle = schedule_soon(self, args[0], cargs, context);
     Py_DECREF(cargs);
-    if (handle != NULL && threadsafe) {
+    /* The debug checks run Python code, which may have closed the loop. */
+    if (handle != NULL && threadsafe && self->evloop != NULL) {
         ev_async_send(self->evloop, &self->wakeup);
     }
     return (PyObject *)handle;
@@ -766,6 +783,11 @@ loop_private_call_soon(FLLoop *self, PyObject *const *args, Py_ssize_t nargs)
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError,
                         "_call_soon() takes exactly 3 arguments");
+        return NULL;
+    }
+    /* asyncio's _call_soon does not check for a closed loop (call_soon
+     * does, before calling it). */
+    if (fl_loop_check_init(self) < 0) {
         return NULL;
     }
     PyObject *cargs = PySequence_Tuple(args[1]);
@@ -869,6 +891,9 @@ static PyObject *
 loop_add_callback(FLLoop *self, PyObject *handle)
 {
     int rc;
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     if (PyObject_TypeCheck(handle, &FLHandle_Type)) {
         if (((FLHandle *)handle)->cancelled) {
             Py_RETURN_NONE;
@@ -908,6 +933,9 @@ loop_add_callback_signalsafe(FLLoop *self, PyObject *handle)
 static PyObject *
 loop_write_to_self(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     if (self->evloop != NULL) {
         ev_async_send(self->evloop, &self->wakeup);
     }
@@ -961,6 +989,9 @@ loop_run_forever_core(FLLoop *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 loop_stop(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     self->stopping = 1;
     Py_RETURN_NONE;
 }
@@ -968,31 +999,43 @@ loop_stop(FLLoop *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 loop_is_running(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     return PyBool_FromLong(self->running);
 }
 
 static PyObject *
 loop_is_closed(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     return PyBool_FromLong(self->closed);
 }
 
 static PyObject *
 loop_time(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     return PyFloat_FromDouble(fl_monotonic());
 }
 
 static PyObject *
 loop_get_debug(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     return PyBool_FromLong(self->debug);
 }
 
 static PyObject *
 loop_check_thread_method(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
-    if (fl_loop_check_thread(self) < 0) {
+    if (fl_loop_check_init(self) < 0 || fl_loop_check_thread(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1002,6 +1045,9 @@ static PyObject *
 loop_process_events(FLLoop *self, PyObject *Py_UNUSED(event_list))
 {
     /* Events are dispatched by libev during the poll itself. */
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -1023,6 +1069,9 @@ loop_release_core(FLLoop *self)
 static PyObject *
 loop_close_core(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Cannot close a running event loop");
@@ -1059,8 +1108,14 @@ loop_init(FLLoop *self, PyObject *args, PyObject *kwds)
                   (void (*)(struct ev_loop *, ev_async *, int))noop_cb);
     ev_async_start(self->evloop, &self->wakeup);
     if (fl_io_open(self) < 0) {
+        /* Leave it as __new__ did: not initialised, refused by every
+         * method. */
+        ev_async_stop(self->evloop, &self->wakeup);
+        ev_loop_destroy(self->evloop);
+        self->evloop = NULL;
         return -1;
     }
+    self->initialized = 1;
     self->slow_callback_duration = 0.1;
     Py_XSETREF(self->exception_handler, Py_NewRef(Py_None));
     Py_XSETREF(self->task_factory, Py_NewRef(Py_None));

@@ -62,6 +62,7 @@ typedef struct {
     struct epoll_event *epoll_events; /* epoll_wait's buffer */
     int epoll_events_cap;
 
+    int initialized; /* loop_init succeeded (Loop.__new__ alone: 0) */
     int running;
     int in_run_batch;      /* running the entries of one iteration */
     int task_left_in_dict; /* see fl_loop_flush_current_task() */
@@ -160,8 +161,28 @@ void fl_loop_report_exception(PyObject *loop, const char *message,
                               PyObject *exc, PyObject *extra_key,
                               PyObject *extra);
 
-/* RuntimeError('Event loop is closed') when closed; 0 otherwise. */
+/* RuntimeError('Event loop is closed') when closed, or when it cannot be
+ * used at all (its __init__ never ran: Loop.__new__(Loop)); 0 otherwise.
+ * For the methods asyncio refuses on a closed loop. */
 int fl_loop_check_closed(FLLoop *loop);
+
+/* RuntimeError when the loop's __init__ never ran; 0 otherwise (a closed
+ * loop passes).  For the methods asyncio still answers on a closed loop. */
+int fl_loop_check_init_slow(FLLoop *loop);
+
+static inline int
+fl_loop_check_init(FLLoop *loop)
+{
+    return loop->initialized ? 0 : fl_loop_check_init_slow(loop);
+}
+
+/* The loop has its libev loop and is not closed: it can poll, watch fds
+ * and wake up. */
+static inline int
+fl_loop_usable(FLLoop *loop)
+{
+    return !loop->closed && loop->evloop != NULL;
+}
 
 /* Debug-mode check that the caller runs in the loop's thread. */
 int fl_loop_check_thread(FLLoop *loop);
@@ -171,7 +192,7 @@ int fl_loop_check_thread(FLLoop *loop);
 static inline int
 fl_loop_check_schedulable(FLLoop *loop)
 {
-    if (loop->closed && fl_loop_check_closed(loop) < 0) {
+    if (!fl_loop_usable(loop) && fl_loop_check_closed(loop) < 0) {
         return -1;
     }
     if (loop->debug && fl_loop_check_thread(loop) < 0) {

@@ -1,0 +1,241 @@
+"""Hostile callers: objects and callbacks that re-enter the loop.
+
+Everywhere fastloop calls out to Python -- done callbacks, handles, fd
+readers and writers, task steps, exception handlers, timers,
+call_soon_threadsafe, and the hidden call-outs: ``__eq__``, ``__hash__``,
+``fileno()``, and the ``__del__`` of whatever a dropped reference frees (a
+value in a handle's context, a future, an exception) -- the Python code may
+close the loop, remove watches, complete futures, re-enter the loop or
+raise.  Each test runs on fastloop and stock asyncio and asserts what stock
+asyncio does.  Tests that would crash the interpreter on a regression run
+their program in a child process, so a crash fails one test, not the run.
+"""
+
+import asyncio
+import contextvars
+import gc
+import math
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import fastloop
+
+from conftest import run_for
+
+PY_VERSION = sys.version_info[:2]
+
+
+def run_child(loop_factory, child_env, body, timeout=60, env=None):
+    """Run `body` (Python source) in a child process in which `loop` is a
+    fresh loop of the parametrized kind and `FL` is true on fastloop.
+    Returns the child's stdout; fails on a crash or a non-zero exit."""
+    source = (
+        "import asyncio, sys, gc\n"
+        f"loop = {loop_factory.new_loop_source}\n"
+        f"FL = {loop_factory.name == 'fastloop'!r}\n"
+        + textwrap.dedent(body)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", source],
+        env={**child_env, **(env or {})},
+        capture_output=True, text=True, timeout=timeout,
+    )
+    assert result.returncode == 0, (
+        f"child exited with {result.returncode}\n"
+        f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
+    return result.stdout
+
+
+def outcome(fn, *args, **kwargs):
+    """What a call did: ('ok', value) or (exception type name, message)."""
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - recorded, compared by the test
+        return (type(exc).__name__, str(exc))
+
+
+# ---- a Loop whose __init__ never ran; a closed loop ---------------------
+
+UNINITIALISED_PROGRAM = """
+import socket
+a, b = socket.socketpair()
+fd = a.fileno()
+raw = type(loop).__new__(type(loop))
+loop.close()
+def cb(*args):
+    pass
+async def coro():
+    pass
+calls = {
+    "_run_once": lambda: raw._run_once(),
+    "_run_forever_core": lambda: raw._run_forever_core(),
+    "call_soon": lambda: raw.call_soon(cb),
+    "call_soon_threadsafe": lambda: raw.call_soon_threadsafe(cb),
+    "call_later": lambda: raw.call_later(1, cb),
+    "call_at": lambda: raw.call_at(1, cb),
+    "_call_soon": lambda: raw._call_soon(cb, (), None),
+    "_add_callback": lambda: raw._add_callback(None),
+    "_add_callback_signalsafe": lambda: raw._add_callback_signalsafe(None),
+    "_write_to_self": lambda: raw._write_to_self(),
+    "_process_events": lambda: raw._process_events([]),
+    "_check_thread": lambda: raw._check_thread(),
+    "add_reader": lambda: raw.add_reader(fd, cb),
+    "add_writer": lambda: raw.add_writer(fd, cb),
+    "_add_reader": lambda: raw._add_reader(fd, cb),
+    "_add_writer": lambda: raw._add_writer(fd, cb),
+    "remove_reader": lambda: raw.remove_reader(fd),
+    "remove_writer": lambda: raw.remove_writer(fd),
+    "_remove_reader": lambda: raw._remove_reader(fd),
+    "_remove_writer": lambda: raw._remove_writer(fd),
+    "_io_events": lambda: raw._io_events(fd),
+    "_close_core": lambda: raw._close_core(),
+    "create_future": lambda: raw.create_future(),
+    "create_task": lambda: raw.create_task(c),
+    "stop": lambda: raw.stop(),
+    "is_running": lambda: raw.is_running(),
+    "is_closed": lambda: raw.is_closed(),
+    "time": lambda: raw.time(),
+    "get_debug": lambda: raw.get_debug(),
+    "run_until_complete": lambda: raw.run_until_complete(c),
+    "close": lambda: raw.close(),
+}
+for name, call in calls.items():
+    c = coro()
+    try:
+        call()
+        result = "ok"
+    except AttributeError as exc:
+        # asyncio's own methods meet the missing attributes (and fastloop's
+        # core has no such method where asyncio's has one: _run_forever_core).
+        result = "AttributeError"
+    except RuntimeError as exc:
+        result = "RuntimeError"
+    except Exception as exc:
+        result = type(exc).__name__
+    c.close()
+    print(name, result)
+"""
+
+
+def test_methods_of_an_uninitialised_loop_raise_instead_of_crashing(
+        loop_factory, child_env):
+    # Loop.__new__(Loop) without __init__: asyncio's methods fail on missing
+    # attributes; fastloop's C methods must refuse it (no libev loop), not
+    # crash.
+    out = run_child(loop_factory, child_env, UNINITIALISED_PROGRAM)
+    results = dict(line.split() for line in out.splitlines())
+    assert len(results) == 31
+    if loop_factory.name == "fastloop":
+        # Every method raises (RuntimeError from the C core; AttributeError
+        # where asyncio's Python code meets a missing attribute first).
+        assert "ok" not in results.values(), results
+        from fastloop import _core
+        core_methods = [name for name in results
+                        if name in vars(_core.Loop)]
+        assert len(core_methods) >= 25
+        for name in core_methods:
+            assert results[name] == "RuntimeError", (name, results[name])
+    else:
+        # Stock asyncio still answers the ones that touch no state.
+        assert results["time"] == "ok"
+
+
+@pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_uninitialised_loop_error_message():
+    # (Its __del__, asyncio's, meets the refusal too: reported unraisable,
+    # as asyncio's own uninitialised loop's AttributeError is.)
+    from fastloop import _core
+    raw = _core.Loop.__new__(_core.Loop)
+    with pytest.raises(RuntimeError, match="not initialized"):
+        raw._run_once()
+    with pytest.raises(RuntimeError, match="not initialized"):
+        fastloop.Task(asyncio.sleep(0), loop=raw)
+    raw2 = fastloop.Loop.__new__(fastloop.Loop)
+    with pytest.raises(RuntimeError, match="not initialized"):
+        raw2.call_soon(print)
+
+
+CLOSED_PROGRAM = """
+import socket
+a, b = socket.socketpair()
+fd = a.fileno()
+H = type(loop.call_soon(print))
+loop.close()
+def cb(*args):
+    pass
+async def coro():
+    pass
+calls = {
+    "call_soon": lambda: loop.call_soon(cb),
+    "call_later": lambda: loop.call_later(1, cb),
+    "call_at": lambda: loop.call_at(1, cb),
+    "call_soon_threadsafe": lambda: loop.call_soon_threadsafe(cb),
+    "_call_soon": lambda: loop._call_soon(cb, (), None),
+    "_add_callback": lambda: loop._add_callback(H(cb, (), loop)),
+    "_add_callback_signalsafe":
+        lambda: loop._add_callback_signalsafe(H(cb, (), loop)),
+    "_write_to_self": lambda: loop._write_to_self(),
+    "run_forever": lambda: loop.run_forever(),
+    "run_until_complete": lambda: loop.run_until_complete(c),
+    "stop": lambda: loop.stop(),
+    "is_running": lambda: loop.is_running(),
+    "is_closed": lambda: loop.is_closed(),
+    "time": lambda: type(loop.time()).__name__,
+    "get_debug": lambda: loop.get_debug(),
+    "add_reader": lambda: loop.add_reader(fd, cb),
+    "add_writer": lambda: loop.add_writer(fd, cb),
+    "_add_reader": lambda: loop._add_reader(fd, cb),
+    "_add_writer": lambda: loop._add_writer(fd, cb),
+    "remove_reader": lambda: loop.remove_reader(fd),
+    "remove_writer": lambda: loop.remove_writer(fd),
+    "_remove_reader": lambda: loop._remove_reader(fd),
+    "_remove_writer": lambda: loop._remove_writer(fd),
+    "create_future": lambda: type(loop.create_future()).__name__,
+    "create_task": lambda: loop.create_task(c),
+    "_process_events": lambda: loop._process_events([]),
+    "close": lambda: loop.close(),
+}
+for name, call in calls.items():
+    c = coro()
+    try:
+        r = call()
+        out = type(r).__name__ if hasattr(r, "cancel") else repr(r)
+    except Exception as exc:
+        out = f"{type(exc).__name__}: {exc}"
+    c.close()
+    print(f"{name} -> {out}")
+# Not asyncio's, but never a crash: asyncio fails on its closed selector.
+try:
+    loop._run_once()
+except Exception as exc:
+    print("_run_once raised")
+"""
+
+
+def test_methods_of_a_closed_loop_do_what_asyncio_does(loop_factory,
+                                                      child_env):
+    out = run_child(loop_factory, child_env, CLOSED_PROGRAM)
+    closed = "RuntimeError: Event loop is closed"
+    expected = {
+        "call_soon": closed, "call_later": closed, "call_at": closed,
+        "call_soon_threadsafe": closed, "_call_soon": "Handle",
+        "_add_callback": "None", "_add_callback_signalsafe": "None",
+        "_write_to_self": "None", "run_forever": closed,
+        "run_until_complete": closed, "stop": "None", "is_running": "False",
+        "is_closed": "True", "time": "'float'", "get_debug": "False",
+        "add_reader": closed, "add_writer": closed, "_add_reader": closed,
+        "_add_writer": closed, "remove_reader": "False",
+        "remove_writer": "False", "_remove_reader": "False",
+        "_remove_writer": "False", "create_future": "'Future'",
+        "create_task": closed, "_process_events": "None", "close": "None",
+    }
+    lines = out.splitlines()
+    assert lines[-1] == "_run_once raised"
+    assert dict(line.split(" -> ") for line in lines[:-1]) == expected
