@@ -318,29 +318,29 @@ loop_get_debug_generic(PyObject *loop)
 static void
 future_clear_state(FLFuture *fut)
 {
-    Py_CLEAR(fut->loop);
-    Py_CLEAR(fut->result);
-    Py_CLEAR(fut->exception);
-    Py_CLEAR(fut->exception_tb);
-    Py_CLEAR(fut->source_tb);
-    Py_CLEAR(fut->cancel_msg);
-    Py_CLEAR(fut->cancelled_exc);
-    cb_clear_all(fut);
+    /* Reset every field first, then release: the releases may run code
+     * that looks at this future, which then sees a clean pending one. */
+    PyObject *refs[] = {fut->loop,         fut->result,    fut->exception,
+                        fut->exception_tb, fut->source_tb, fut->cancel_msg,
+                        fut->cancelled_exc};
+    fut->loop = fut->result = fut->exception = fut->exception_tb = NULL;
+    fut->source_tb = fut->cancel_msg = fut->cancelled_exc = NULL;
     fut->state = FL_PENDING;
     fut->log_tb = 0;
     fut->blocking = 0;
     fut->fast_loop = 0;
+    cb_clear_all(fut);
+    for (size_t i = 0; i < Py_ARRAY_LENGTH(refs); i++) {
+        Py_XDECREF(refs[i]);
+    }
 }
 
 int
 fl_future_init_fields(FLFuture *fut, PyObject *loop)
 {
-    /* __init__ may run twice: start from a clean pending future.  A new
-     * object is all zeroes already (only _cancel_message is settable
-     * before __init__). */
-    if (fut->loop != NULL || fut->cancel_msg != NULL) {
-        future_clear_state(fut);
-    }
+    /* What the new state needs comes first: finding the loop and its debug
+     * flag runs Python code, and a failure leaves the future as it was (a
+     * future that was bound stays bound, never half cleared). */
     if (loop == NULL || loop == Py_None) {
         loop = get_event_loop();
         if (loop == NULL) {
@@ -349,19 +349,30 @@ fl_future_init_fields(FLFuture *fut, PyObject *loop)
     } else {
         Py_INCREF(loop);
     }
-    fut->loop = loop;
-    fut->fast_loop = fl_loop_is_fast(loop);
-    int debug = fut->fast_loop ? ((FLLoop *)loop)->debug
-                               : loop_get_debug_generic(loop);
-    if (debug < 0) {
-        return -1;
-    }
-    if (debug && !fl_is_finalizing()) {
-        fut->source_tb = PyObject_CallNoArgs(fl_state.extract_stack);
-        if (fut->source_tb == NULL) {
-            return -1;
+    int fast_loop = fl_loop_is_fast(loop);
+    int debug =
+        fast_loop ? ((FLLoop *)loop)->debug : loop_get_debug_generic(loop);
+    PyObject *source_tb = NULL;
+    if (debug > 0 && !fl_is_finalizing()) {
+        source_tb = PyObject_CallNoArgs(fl_state.extract_stack);
+        if (source_tb == NULL) {
+            debug = -1;
         }
     }
+    if (debug < 0) {
+        Py_DECREF(loop);
+        return -1;
+    }
+    /* __init__ may run twice: start from a clean pending future.  A new
+     * object is all zeroes already (only _cancel_message is settable
+     * before __init__). */
+    if (fut->loop != NULL || fut->cancel_msg != NULL) {
+        future_clear_state(fut);
+    }
+    /* XSETREF: the clearing ran code, which may have initialised it. */
+    Py_XSETREF(fut->loop, loop);
+    Py_XSETREF(fut->source_tb, source_tb);
+    fut->fast_loop = fast_loop;
     return 0;
 }
 

@@ -160,14 +160,17 @@ fl_format_callback(FLHandle *self)
     /* 3.13 shortens reprs of arguments unless the loop is in debug mode. */
     int debug = self->loop != NULL && FLLoop_Check(self->loop) &&
                 ((FLLoop *)self->loop)->debug;
-    PyObject *args[2] = {self->callback, self->args};
     PyObject *kwnames = Py_BuildValue("(s)", "debug");
     if (kwnames == NULL) {
         return NULL;
     }
-    PyObject *call_args[3] = {args[0], args[1], debug ? Py_True : Py_False};
+    /* Held: the reprs of the arguments may cancel the handle. */
+    PyObject *call_args[3] = {Py_NewRef(self->callback), Py_NewRef(self->args),
+                              debug ? Py_True : Py_False};
     PyObject *res = PyObject_Vectorcall(fl_state.format_callback_source,
                                         call_args, 2, kwnames);
+    Py_DECREF(call_args[0]);
+    Py_DECREF(call_args[1]);
     Py_DECREF(kwnames);
     return res;
 #else
@@ -374,8 +377,14 @@ timer_equal(FLHandle *x, FLHandle *y)
         x->callback != y->callback) {
         return 0;
     }
-    return PyObject_RichCompareBool(x->args ? x->args : Py_None,
-                                    y->args ? y->args : Py_None, Py_EQ);
+    /* Held: an argument's __eq__ may cancel either handle, which drops
+     * its arguments. */
+    PyObject *xargs = Py_NewRef(x->args ? x->args : Py_None);
+    PyObject *yargs = Py_NewRef(y->args ? y->args : Py_None);
+    int res = PyObject_RichCompareBool(xargs, yargs, Py_EQ);
+    Py_DECREF(xargs);
+    Py_DECREF(yargs);
+    return res;
 }
 
 /* TimerHandles order by their deadline, as asyncio's do. */

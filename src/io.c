@@ -103,10 +103,42 @@ handle_slot(fl_io_watch *watch, int is_read)
     return is_read ? &watch->reader : &watch->writer;
 }
 
+static int
+dropped_grow(FLLoop *loop)
+{
+    Py_ssize_t cap = loop->io_dropped_cap ? loop->io_dropped_cap * 2 : 8;
+    PyObject **dropped =
+        PyMem_Realloc(loop->io_dropped, cap * sizeof(PyObject *));
+    if (dropped == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    loop->io_dropped = dropped;
+    loop->io_dropped_cap = cap;
+    return 0;
+}
+
+void
+fl_io_release_dropped_slow(FLLoop *loop)
+{
+    /* Detach the list first: the code a release runs may poll again (a
+     * nested _run_once) and drop more. */
+    PyObject **dropped = loop->io_dropped;
+    Py_ssize_t n = loop->io_ndropped;
+    loop->io_dropped = NULL;
+    loop->io_ndropped = loop->io_dropped_cap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(dropped[i]);
+    }
+    PyMem_Free(dropped);
+}
+
 /* Queues the handle of `watch` for a ready direction.  A cancelled handle
  * is dropped instead: asyncio unregisters it the first time its fd is
- * ready.  1 when a handle was dropped (the registration must follow), 0,
- * or -1 with MemoryError set. */
+ * ready.  Its reference moves to the loop's dropped list, released after
+ * the poll: releasing it here could run code that frees this watch.  1
+ * when a handle was dropped (the registration must follow), 0, or -1 with
+ * MemoryError set. */
 static inline int
 queue_or_drop(FLLoop *loop, fl_io_watch *watch, int is_read)
 {
@@ -114,8 +146,14 @@ queue_or_drop(FLLoop *loop, fl_io_watch *watch, int is_read)
     if (*slot == NULL) {
         return 0;
     }
+    assert(PyObject_TypeCheck(*slot, &FLHandle_Type));
     if (((FLHandle *)*slot)->cancelled) {
-        Py_CLEAR(*slot);
+        if (loop->io_ndropped == loop->io_dropped_cap &&
+            dropped_grow(loop) < 0) {
+            return -1;
+        }
+        loop->io_dropped[loop->io_ndropped++] = *slot;
+        *slot = NULL;
         return 1;
     }
     return fl_loop_enqueue_handle(loop, (FLHandle *)*slot);
@@ -124,7 +162,13 @@ queue_or_drop(FLLoop *loop, fl_io_watch *watch, int is_read)
 static void
 release_watch_if_idle(FLLoop *loop, fl_io_watch *watch)
 {
+    assert(watch->fd >= 0 && watch->fd < loop->io_cap);
+    assert(loop->io[watch->fd] == watch && watch->loop == loop);
     if (watch->reader == NULL && watch->writer == NULL) {
+        /* Neither direction is watched any more (both ev_io stopped, no
+         * epoll registration): nothing refers to the struct. */
+        assert(!ev_is_active(&watch->rio) && !ev_is_active(&watch->wio));
+        assert(watch->epoll_tag == 0);
         loop->io[watch->fd] = NULL;
         PyMem_Free(watch);
     }
@@ -139,6 +183,9 @@ libev_ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
 {
     fl_io_watch *watch = w->data;
     FLLoop *loop = watch->loop;
+    assert(loop->io[watch->fd] == watch);
+    /* No Python code runs here (a dropped handle is released after the
+     * poll), so `watch` stays valid throughout. */
     int rc = queue_or_drop(loop, watch, w == &watch->rio);
     if (rc > 0) {
         rc = apply_interest(loop, watch, 0);
@@ -310,6 +357,9 @@ epoll_dispatch(FLLoop *loop)
             stale = 1;
             continue;
         }
+        /* No Python code runs until the dispatch is over (a dropped handle
+         * is released after the poll): `watch` and the event buffer stay
+         * valid for both directions. */
         int read, write, dropped = 0, rc = 0;
         ready_directions(loop->epoll_events[i].events, &read, &write);
         if (read) {
@@ -320,8 +370,11 @@ epoll_dispatch(FLLoop *loop)
             rc = queue_or_drop(loop, watch, 0);
             dropped |= rc > 0;
         }
-        if (dropped && rc >= 0) {
-            rc = epoll_apply(loop, watch);
+        if (dropped) {
+            /* Even after an error: the registration must follow the slots. */
+            if (epoll_apply(loop, watch) < 0) {
+                rc = -1;
+            }
             release_watch_if_idle(loop, watch);
         }
         if (rc < 0) {
@@ -657,11 +710,15 @@ fl_io_clear_all(FLLoop *loop)
             ev_io_stop(loop->evloop, &watch->rio);
             ev_io_stop(loop->evloop, &watch->wio);
         }
+        /* Unlink and free the watch before releasing its handles, whose
+         * last references may run code that uses the table. */
+        PyObject *reader = watch->reader, *writer = watch->writer;
         loop->io[fd] = NULL;
-        Py_XDECREF(watch->reader);
-        Py_XDECREF(watch->writer);
         PyMem_Free(watch);
+        Py_XDECREF(reader);
+        Py_XDECREF(writer);
     }
+    fl_io_release_dropped(loop);
 }
 
 void
@@ -692,6 +749,9 @@ fl_io_traverse(FLLoop *loop, visitproc visit, void *arg)
             Py_VISIT(watch->reader);
             Py_VISIT(watch->writer);
         }
+    }
+    for (Py_ssize_t i = 0; i < loop->io_ndropped; i++) {
+        Py_VISIT(loop->io_dropped[i]);
     }
     return 0;
 }

@@ -75,6 +75,9 @@ fl_loop_ready_grow(FLLoop *self)
 static inline fl_ready_entry
 ready_pop(FLLoop *self)
 {
+    assert(self->ready_len > 0 && self->ready_len <= self->ready_cap);
+    assert((self->ready_cap & (self->ready_cap - 1)) == 0);
+    assert(self->ready_head >= 0 && self->ready_head < self->ready_cap);
     fl_ready_entry e = self->ready[self->ready_head];
     self->ready_head = (self->ready_head + 1) & (self->ready_cap - 1);
     self->ready_len--;
@@ -84,11 +87,19 @@ ready_pop(FLLoop *self)
 static void
 ready_clear(FLLoop *self)
 {
-    while (self->ready_len > 0) {
-        fl_ready_entry e = ready_pop(self);
-        Py_XDECREF(e.a);
-        Py_XDECREF(e.b);
+    /* Detach the ring first: releasing an entry may run code that queues
+     * more (into a new ring, which a later clear or dealloc releases). */
+    fl_ready_entry *ready = self->ready;
+    Py_ssize_t head = self->ready_head, len = self->ready_len;
+    Py_ssize_t mask = self->ready_cap - 1;
+    self->ready = NULL;
+    self->ready_head = self->ready_len = self->ready_cap = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        fl_ready_entry *e = &ready[(head + i) & mask];
+        Py_XDECREF(e->a);
+        Py_XDECREF(e->b);
     }
+    PyMem_Free(ready);
 }
 
 /* ---- timer heap ------------------------------------------------------- */
@@ -102,6 +113,8 @@ timer_before(FLHandle *x, FLHandle *y)
 static inline void
 heap_set(FLLoop *self, Py_ssize_t i, FLHandle *t)
 {
+    assert(i >= 0 && i < self->ntimers && self->ntimers <= self->timers_cap);
+    assert(t->scheduled);
     self->timers[i] = t;
     t->heap_index = i;
 }
@@ -158,6 +171,7 @@ fl_loop_add_timer(FLLoop *self, FLHandle *timer)
         self->timers = timers;
         self->timers_cap = new_cap;
     }
+    assert(!timer->scheduled && timer->heap_index == -1);
     timer->seq = self->timer_seq++;
     timer->scheduled = 1;
     Py_INCREF(timer);
@@ -170,7 +184,9 @@ fl_loop_add_timer(FLLoop *self, FLHandle *timer)
 static FLHandle *
 heap_remove_at(FLLoop *self, Py_ssize_t index)
 {
+    assert(index >= 0 && index < self->ntimers);
     FLHandle *t = self->timers[index];
+    assert(t->scheduled && t->heap_index == index);
     FLHandle *last = self->timers[--self->ntimers];
     if (last != t) {
         heap_set(self, index, last);
@@ -369,9 +385,10 @@ fl_handle_report_error(FLHandle *handle)
         return -1;
     }
     PyObject *exc = fl_err_fetch();
-    PyObject *loop = handle->loop;
     PyObject *cb = NULL;
     int rc = 0;
+    /* Held: formatting the callback runs Python code. */
+    PyObject *loop = Py_XNewRef(handle->loop);
     if (handle->callback != NULL) {
         cb = fl_format_callback(handle);
     } else {
@@ -389,11 +406,17 @@ fl_handle_report_error(FLHandle *handle)
                         handle->source_traceback) < 0)) {
         goto unraisable;
     }
+    if (loop == NULL) {
+        /* Cleared by the garbage collector: no handler to report to. */
+        fl_err_restore(Py_NewRef(exc));
+        goto unraisable;
+    }
     rc = fl_call_exception_handler(loop, context);
     goto done;
 unraisable:
     PyErr_WriteUnraisable((PyObject *)handle);
 done:
+    Py_XDECREF(loop);
     Py_XDECREF(cb);
     Py_XDECREF(msg);
     Py_XDECREF(context);
@@ -518,9 +541,9 @@ invoke_pending(struct ev_loop *evloop)
 
 /* Polls once.  timeout < 0 waits until an event arrives.  Returns 1 when
  * the poll may have blocked (the GIL was released), 0 when it did not, -1
- * with an exception set. */
+ * with an exception set.  Runs no Python code (see poll_events). */
 static inline Py_ALWAYS_INLINE int
-poll_events(FLLoop *self, double timeout)
+poll_backend(FLLoop *self, double timeout)
 {
     if (timeout == 0.0) {
         Py_ssize_t before = self->ready_len;
@@ -557,6 +580,21 @@ poll_events(FLLoop *self, double timeout)
     self->last_poll_found_events = self->ready_len != ready_before;
     /* Errors in libev's callbacks stay set (they break the pass). */
     return PyErr_Occurred() ? -1 : 1;
+}
+
+/* poll_backend, then the release of the cancelled handles it unregistered:
+ * only now, outside the backend's dispatch and libev's pass, may their
+ * last references run Python code (which may even close the loop). */
+static inline Py_ALWAYS_INLINE int
+poll_events(FLLoop *self, double timeout)
+{
+    int rc = poll_backend(self, timeout);
+    if (self->io_ndropped > 0) {
+        PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;
+        fl_io_release_dropped(self);
+        fl_err_restore(exc);
+    }
+    return rc;
 }
 
 /* A poll that blocked may have been cut short by a signal: its Python
@@ -1179,6 +1217,7 @@ loop_dealloc(FLLoop *self)
     PyMem_Free(self->ready);
     PyMem_Free(self->timers);
     PyMem_Free(self->io);
+    PyMem_Free(self->io_dropped);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

@@ -61,6 +61,13 @@ typedef struct {
     uint32_t epoll_last_tag;
     struct epoll_event *epoll_events; /* epoll_wait's buffer */
     int epoll_events_cap;
+    /* Cancelled handles a poll found ready and unregistered, released
+     * when the poll is over (fl_io_release_dropped): their last reference
+     * may run any Python code, which must not find a watch half-updated or
+     * freed under the dispatch that is reading it. */
+    PyObject **io_dropped;
+    Py_ssize_t io_ndropped;
+    Py_ssize_t io_dropped_cap;
 
     int initialized; /* loop_init succeeded (Loop.__new__ alone: 0) */
     int running;
@@ -133,6 +140,8 @@ fl_loop_enqueue(FLLoop *self, fl_ready_fn fn, PyObject *a, PyObject *b)
     if (self->ready_len == self->ready_cap && fl_loop_ready_grow(self) < 0) {
         return -1;
     }
+    assert(self->ready_len < self->ready_cap);
+    assert((self->ready_cap & (self->ready_cap - 1)) == 0);
     fl_ready_entry *e = &self->ready[(self->ready_head + self->ready_len) &
                                      (self->ready_cap - 1)];
     e->fn = fn;

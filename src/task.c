@@ -224,10 +224,14 @@ enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
     } else {
         PyObject *cur = current_tasks_get(loop, hash);
         if (cur != NULL) {
+            /* Held: the reprs run Python code, which may change the
+             * dict. */
+            Py_INCREF(cur);
             PyErr_Format(PyExc_RuntimeError,
                          "Cannot enter into task %R while another task %R "
                          "is being executed.",
                          task, cur);
+            Py_DECREF(cur);
             return -1;
         }
         if (PyErr_Occurred()) {
@@ -256,9 +260,11 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
         if (cur == NULL && PyErr_Occurred()) {
             return -1;
         }
+        cur = Py_NewRef(cur ? cur : Py_None); /* the reprs run code */
         PyErr_Format(PyExc_RuntimeError,
                      "Leaving task %R does not match the current task %R.",
-                     task, cur ? cur : Py_None);
+                     task, cur);
+        Py_DECREF(cur);
         return -1;
     }
     if (may_defer && fl != NULL && fl->in_run_batch) {

@@ -239,3 +239,85 @@ def test_methods_of_a_closed_loop_do_what_asyncio_does(loop_factory,
     lines = out.splitlines()
     assert lines[-1] == "_run_once raised"
     assert dict(line.split(" -> ") for line in lines[:-1]) == expected
+
+
+# ---- fd watches: a dropped handle's last reference runs code -----------
+
+DROPPED_HANDLE_PROGRAM = """
+import contextvars, socket
+action, cancelled = ACTION, CANCELLED
+a, b = socket.socketpair()
+a.setblocking(False)
+fd = a.fileno()
+var = contextvars.ContextVar("v")
+log = []
+
+class Evil:
+    # Lives only in the context of the handle that gets cancelled: it dies
+    # when the loop unregisters that handle, i.e. while the loop is handling
+    # the fd's events.
+    def __del__(self):
+        if action == "remove_writer":
+            log.append(("del", loop._remove_writer(fd)))
+        elif action == "remove_reader":
+            log.append(("del", loop._remove_reader(fd)))
+        elif action == "remove_both":
+            log.append(("del", loop._remove_reader(fd),
+                        loop._remove_writer(fd)))
+        elif action == "add_writer":
+            loop._add_writer(fd, log.append, "w2")
+            log.append("del")
+        elif action == "stop":
+            loop.stop()
+            log.append("del")
+
+def register(add, tag):
+    var.set(Evil())
+    return add(fd, log.append, tag)
+
+ctx = contextvars.copy_context()
+if cancelled == "reader":
+    h = ctx.run(register, loop._add_reader, "r")
+    loop._add_writer(fd, log.append, "w")
+else:
+    loop._add_reader(fd, log.append, "r")
+    h = ctx.run(register, loop._add_writer, "w")
+del ctx
+h.cancel()
+del h
+gc.collect()
+b.send(b"x")            # readable and writable: both directions at once
+for _ in range(3):
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+print(log)
+"""
+
+DROPPED_HANDLE_CASES = {
+    ("remove_writer", "reader"): [("del", True)],
+    ("remove_writer", "writer"): [("del", False), "r", "r", "r"],
+    ("remove_reader", "reader"): [("del", False), "w", "w", "w"],
+    ("remove_reader", "writer"): [("del", True)],
+    ("remove_both", "reader"): [("del", False, True)],
+    ("remove_both", "writer"): [("del", True, False)],
+    ("add_writer", "reader"): ["del", "w2", "w2"],
+    ("add_writer", "writer"): ["del", "r", "r", "w2", "r", "w2"],
+    ("stop", "reader"): ["del", "w", "w", "w"],
+    ("stop", "writer"): ["del", "r", "r", "r"],
+}
+
+
+@pytest.mark.parametrize("action,cancelled", sorted(DROPPED_HANDLE_CASES))
+def test_del_run_by_a_dropped_fd_handle_changes_the_watches(
+        loop_factory, child_env, action, cancelled):
+    # A cancelled reader (or writer) found ready is unregistered, which
+    # drops the loop's last reference to it; that can run any code (here a
+    # __del__ of a value in the handle's context) that changes the fd's
+    # watches while the loop is handling the fd's events.  (fastloop freed
+    # the watch and read it for the other direction: a crash under
+    # PYTHONMALLOC=debug.)
+    program = DROPPED_HANDLE_PROGRAM.replace("ACTION", repr(action)).replace(
+        "CANCELLED", repr(cancelled))
+    out = run_child(loop_factory, child_env, program,
+                    env={"PYTHONMALLOC": "debug"})
+    assert out == f"{DROPPED_HANDLE_CASES[action, cancelled]!r}\n"
