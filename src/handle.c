@@ -58,6 +58,7 @@ fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
     self->weakreflist = NULL;
     self->cancelled = 0;
     self->scheduled = 0;
+    self->when_nan = 0;
     self->when = 0.0;
     self->seq = 0;
     self->heap_index = -1;
@@ -150,7 +151,7 @@ handle_run_method(FLHandle *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 timer_when(FLHandle *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(self->when);
+    return PyFloat_FromDouble(fl_timer_when(self));
 }
 
 PyObject *
@@ -206,7 +207,7 @@ handle_repr(FLHandle *self)
         Py_CLEAR(item);
     }
     if (PyObject_TypeCheck(self, &FLTimerHandle_Type)) {
-        PyObject *when = PyFloat_FromDouble(self->when);
+        PyObject *when = PyFloat_FromDouble(fl_timer_when(self));
         if (when == NULL) {
             goto error;
         }
@@ -320,7 +321,7 @@ handle_get_scheduled(FLHandle *self, void *Py_UNUSED(closure))
 static PyObject *
 handle_get_when(FLHandle *self, void *Py_UNUSED(closure))
 {
-    return PyFloat_FromDouble(self->when);
+    return PyFloat_FromDouble(fl_timer_when(self));
 }
 
 static PyObject *
@@ -365,25 +366,43 @@ timer_new_py(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
-/* 1 when two TimerHandles are equal the way asyncio's are (same deadline,
- * callback, arguments and state), 0 when not, -1 on error. */
+/* `a == b` as Python evaluates it (no identity shortcut): 1, 0 or -1. */
+static int
+python_eq(PyObject *a, PyObject *b)
+{
+    /* Held: the comparison may run code that drops them (cancel()). */
+    Py_INCREF(a);
+    Py_INCREF(b);
+    PyObject *res = PyObject_RichCompare(a, b, Py_EQ);
+    Py_DECREF(a);
+    Py_DECREF(b);
+    if (res == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return truth;
+}
+
+/* 1 when two TimerHandles are equal the way asyncio's __eq__ says (the
+ * deadlines, then callbacks and arguments by ==, then the cancelled
+ * flags: a NaN deadline is equal to nothing, not even itself), 0 when
+ * not, -1 on error. */
 static int
 timer_equal(FLHandle *x, FLHandle *y)
 {
-    if (x == y) {
-        return 1;
-    }
-    if (x->when != y->when || x->cancelled != y->cancelled ||
-        x->callback != y->callback) {
+    if (!(fl_timer_when(x) == fl_timer_when(y))) {
         return 0;
     }
-    /* Held: an argument's __eq__ may cancel either handle, which drops
-     * its arguments. */
-    PyObject *xargs = Py_NewRef(x->args ? x->args : Py_None);
-    PyObject *yargs = Py_NewRef(y->args ? y->args : Py_None);
-    int res = PyObject_RichCompareBool(xargs, yargs, Py_EQ);
-    Py_DECREF(xargs);
-    Py_DECREF(yargs);
+    int res = python_eq(x->callback ? x->callback : Py_None,
+                        y->callback ? y->callback : Py_None);
+    if (res == 1) {
+        res = python_eq(x->args ? x->args : Py_None,
+                        y->args ? y->args : Py_None);
+    }
+    if (res == 1) {
+        res = x->cancelled == y->cancelled;
+    }
     return res;
 }
 
@@ -395,9 +414,10 @@ timer_richcompare(PyObject *a, PyObject *b, int op)
         Py_RETURN_NOTIMPLEMENTED;
     }
     FLHandle *x = (FLHandle *)a, *y = (FLHandle *)b;
+    double xw = fl_timer_when(x), yw = fl_timer_when(y);
     int res;
     if (op == Py_LT || op == Py_GT) {
-        res = op == Py_LT ? x->when < y->when : x->when > y->when;
+        res = op == Py_LT ? xw < yw : xw > yw;
         return PyBool_FromLong(res);
     }
     res = timer_equal(x, y);
@@ -411,10 +431,10 @@ timer_richcompare(PyObject *a, PyObject *b, int op)
         res = !res;
         break;
     case Py_LE:
-        res = res || x->when < y->when;
+        res = res || xw < yw;
         break;
     default: /* Py_GE */
-        res = res || x->when > y->when;
+        res = res || xw > yw;
         break;
     }
     return PyBool_FromLong(res);
@@ -423,7 +443,7 @@ timer_richcompare(PyObject *a, PyObject *b, int op)
 static Py_hash_t
 timer_hash(PyObject *self)
 {
-    PyObject *when = PyFloat_FromDouble(((FLHandle *)self)->when);
+    PyObject *when = PyFloat_FromDouble(fl_timer_when((FLHandle *)self));
     if (when == NULL) {
         return -1;
     }

@@ -19,13 +19,25 @@ typedef struct fl_handle {
     PyObject *weakreflist;
     char cancelled;
     char scheduled;         /* TimerHandle: in the loop's heap */
-    double when;            /* TimerHandle only */
+    char when_nan;          /* TimerHandle: scheduled for NaN (see below) */
+    double when;            /* TimerHandle only; see fl_timer_when() */
     unsigned long long seq; /* TimerHandle: FIFO order among equal `when` */
     Py_ssize_t heap_index;  /* TimerHandle: position in the heap */
 } FLHandle;
 
 extern PyTypeObject FLHandle_Type;
 extern PyTypeObject FLTimerHandle_Type;
+
+/* The deadline a TimerHandle reports (when(), repr, comparisons).  A
+ * timer scheduled for NaN (call_later(nan)) reports NaN, as asyncio's
+ * does, but sits in the timer heap as due at once (`when` -inf): asyncio
+ * runs such a timer as soon as it reaches the top of its heap, and a NaN
+ * deadline must reach neither the heap's ordering nor the poll timeout. */
+static inline double
+fl_timer_when(FLHandle *timer)
+{
+    return timer->when_nan ? Py_NAN : timer->when;
+}
 
 /* New Handle for `callback(*args)`.  `args` is a tuple (new reference
  * taken); `context` may be NULL or None for a copy of the current one. */

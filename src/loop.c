@@ -25,6 +25,11 @@
 /* time.get_clock_info('monotonic').resolution on Linux. */
 #define FL_CLOCK_RESOLUTION 1e-9
 
+/* The longest a poll waits for a timer, as asyncio's
+ * MAXIMUM_SELECT_TIMEOUT (one day): a later (or infinite) deadline polls
+ * again after that. */
+#define FL_MAX_POLL_TIMEOUT (24 * 3600.0)
+
 double
 fl_monotonic(void)
 {
@@ -485,7 +490,8 @@ run_entry_debug(FLLoop *self, fl_ready_entry *e)
     int rc = run_entry(self, e);
     double dt = fl_monotonic() - t0;
     self->current_handle = NULL;
-    if (rc < 0 || dt < self->slow_callback_duration) {
+    /* As asyncio's `dt >= slow_callback_duration`: never for NaN. */
+    if (rc < 0 || !(dt >= self->slow_callback_duration)) {
         return rc;
     }
     PyObject *what = describe_entry(e);
@@ -646,8 +652,12 @@ run_once(FLLoop *self)
         timeout = 0.0;
     } else if (self->ntimers > 0) {
         timeout = self->timers[0]->when - fl_monotonic();
-        if (timeout < 0.0) {
+        /* No NaN reaches the heap (see fl_timer_when), nor the poll. */
+        assert(!isnan(timeout));
+        if (!(timeout >= 0.0)) {
             timeout = 0.0;
+        } else if (timeout > FL_MAX_POLL_TIMEOUT) {
+            timeout = FL_MAX_POLL_TIMEOUT;
         }
     }
     int polled = poll_events(self, timeout);
@@ -861,7 +871,9 @@ schedule_timer(FLLoop *self, const char *method, double when,
     if (timer == NULL) {
         return NULL;
     }
-    timer->when = when;
+    /* NaN: due at once, reported as NaN (fl_timer_when). */
+    timer->when_nan = isnan(when) != 0;
+    timer->when = timer->when_nan ? -Py_HUGE_VAL : when;
     if ((self->debug && capture_source_traceback(timer, loop_frames) < 0) ||
         fl_loop_add_timer(self, timer) < 0) {
         Py_DECREF(timer);

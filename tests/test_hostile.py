@@ -321,3 +321,113 @@ def test_del_run_by_a_dropped_fd_handle_changes_the_watches(
     out = run_child(loop_factory, child_env, program,
                     env={"PYTHONMALLOC": "debug"})
     assert out == f"{DROPPED_HANDLE_CASES[action, cancelled]!r}\n"
+
+
+# ---- NaN and infinite deadlines ---------------------------------------
+
+def test_sleep_nan_returns_at_once_or_raises_value_error(loop_factory,
+                                                         child_env):
+    # asyncio.sleep(nan): 3.11/3.12 schedule call_later(nan), which runs at
+    # once when it is the earliest timer; 3.13 raises ValueError.  fastloop
+    # hung (a NaN poll timeout).
+    out = run_child(loop_factory, child_env, """
+        try:
+            print(loop.run_until_complete(asyncio.sleep(float("nan"), "r")))
+        except ValueError as exc:
+            print("ValueError", exc)
+    """, timeout=30)
+    if PY_VERSION >= (3, 13):
+        assert out == "ValueError Invalid delay: NaN (not a number)\n"
+    else:
+        assert out == "r\n"
+
+
+@pytest.mark.parametrize("first", ["nan", "stop"])
+@pytest.mark.parametrize("method", ["call_later", "call_at"])
+def test_nan_timer_runs_and_does_not_block_the_loop(loop_factory, child_env,
+                                                    first, method):
+    # A NaN timer that is the earliest blocked the loop forever (even an
+    # earlier call_later(stop) never fired); one that was not never ran.
+    # asyncio runs it (when it reaches the top of its heap).
+    out = run_child(loop_factory, child_env, f"""
+        log = []
+        nan = float("nan")
+        def schedule_nan():
+            h = loop.{method}(nan, log.append, "nan")
+            log.append(("when", repr(h.when())))
+        if {first!r} == "nan":
+            schedule_nan()
+        loop.call_later(0.01, loop.stop)
+        if {first!r} == "stop":
+            schedule_nan()
+        loop.run_forever()
+        print(log)
+    """, timeout=30)
+    assert out == "[('when', 'nan'), 'nan']\n"
+
+
+def test_nan_timer_handle_compares_as_asyncios(loop):
+    nan = loop.call_later(float("nan"), lambda: None)
+    soon = loop.call_later(0, lambda: None)
+    try:
+        assert math.isnan(nan.when())
+        assert "when=nan" in repr(nan)
+        assert not nan < soon and not nan > soon
+        assert not soon < nan and not soon > nan
+        assert nan != soon
+        # asyncio's __eq__ compares the deadlines first: NaN != NaN, even
+        # for the same handle.
+        assert not nan == nan and nan != nan
+    finally:
+        nan.cancel()
+        soon.cancel()
+
+
+def test_infinite_and_minus_infinite_deadlines(loop):
+    inf = float("inf")
+    log = []
+    never = loop.call_later(inf, log.append, "inf")
+    loop.call_later(0.01, log.append, "early")
+    loop.call_at(-inf, log.append, "-inf")
+    loop.call_later(-inf, log.append, "later -inf")
+    loop.call_soon(log.append, "soon")
+    run_for(loop, 0.05)
+    assert log == ["soon", "-inf", "later -inf", "early"]
+    assert never.when() == inf and not never.cancelled()
+    never.cancel()
+
+
+def test_loop_waiting_for_an_infinite_timer_wakes_for_threadsafe_calls(loop):
+    # The poll for a timer at +inf waits (a bounded time, asyncio: one day
+    # at a time) and still wakes for call_soon_threadsafe.
+    handle = loop.call_later(float("inf"), lambda: None)
+    started = threading.Event()
+    loop.call_soon(started.set)
+    thread = threading.Thread(
+        target=lambda: started.wait(10) and loop.call_soon_threadsafe(
+            loop.stop))
+    thread.start()
+    loop.run_forever()
+    thread.join(10)
+    handle.cancel()
+    assert started.is_set()
+
+
+@pytest.mark.parametrize("duration", [float("nan"), float("inf")])
+def test_nan_or_infinite_slow_callback_duration_logs_nothing(loop, caplog,
+                                                             duration):
+    import logging
+    import time
+    loop.set_debug(True)
+    loop.slow_callback_duration = duration
+
+    def slow_callback():
+        # Busy work standing in for a callback that blocks the loop.
+        deadline = time.monotonic() + 0.02
+        while time.monotonic() < deadline:
+            pass
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.call_soon(slow_callback)
+        run_for(loop, 0)
+    assert [r for r in caplog.records if "Executing" in r.getMessage()] == []
