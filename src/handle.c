@@ -96,6 +96,23 @@ fl_handle_run(FLHandle *handle)
     return 0;
 }
 
+/* loop.get_debug() for the loop a handle was made for: the C flag of a
+ * fastloop loop, else the method's answer.  1, 0, or -1 with an error. */
+static int
+handle_loop_debug(PyObject *loop)
+{
+    if (FLLoop_Check(loop)) {
+        return ((FLLoop *)loop)->debug;
+    }
+    PyObject *res = PyObject_CallMethod(loop, "get_debug", NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    int debug = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return debug;
+}
+
 void
 fl_handle_cancel(FLHandle *handle)
 {
@@ -103,16 +120,25 @@ fl_handle_cancel(FLHandle *handle)
         return;
     }
     handle->cancelled = 1;
-    if (handle->scheduled) {
+    /* Only a loop's own heap marks a timer scheduled, so its loop is a
+     * fastloop loop -- unless the garbage collector cleared the handle's
+     * reference (then the heap drops it when it clears itself). */
+    if (handle->scheduled && handle->loop != NULL) {
+        assert(FLLoop_Check(handle->loop));
         fl_loop_remove_timer((FLLoop *)handle->loop, handle);
     }
-    if (handle->loop != NULL && FLLoop_Check(handle->loop) &&
-        ((FLLoop *)handle->loop)->debug && handle->repr == NULL) {
-        /* Keep what the repr said while the callback was still known. */
-        handle->repr = PyObject_Repr((PyObject *)handle);
-        if (handle->repr == NULL) {
+    if (handle->loop != NULL && handle->repr == NULL) {
+        /* In debug mode, keep what the repr said while the callback was
+         * still known (asyncio asks the loop's get_debug()). */
+        PyObject *loop = Py_NewRef(handle->loop);
+        int debug = handle_loop_debug(loop);
+        if (debug > 0) {
+            handle->repr = PyObject_Repr((PyObject *)handle);
+        }
+        if (debug < 0 || (debug > 0 && handle->repr == NULL)) {
             PyErr_WriteUnraisable((PyObject *)handle);
         }
+        Py_DECREF(loop);
     }
     Py_CLEAR(handle->callback);
     Py_CLEAR(handle->args);
@@ -324,6 +350,22 @@ handle_get_when(FLHandle *self, void *Py_UNUSED(closure))
     return PyFloat_FromDouble(fl_timer_when(self));
 }
 
+/* What asyncio's Handle.__init__ does with its loop: ask get_debug() (so
+ * an object that is not a loop is refused there, as in asyncio) and, in
+ * debug mode, remember where the handle was created. */
+static int
+handle_init_debug(FLHandle *self)
+{
+    int debug = handle_loop_debug(self->loop);
+    if (debug <= 0) {
+        return debug;
+    }
+    PyObject *frame = (PyObject *)PyEval_GetFrame();
+    self->source_traceback =
+        PyObject_CallOneArg(fl_state.extract_stack, frame ? frame : Py_None);
+    return self->source_traceback == NULL ? -1 : 0;
+}
+
 static PyObject *
 handle_new_py(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -339,6 +381,9 @@ handle_new_py(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     FLHandle *self = fl_handle_new(type, loop, callback, tuple, context);
     Py_DECREF(tuple);
+    if (self != NULL && handle_init_debug(self) < 0) {
+        Py_CLEAR(self);
+    }
     return (PyObject *)self;
 }
 
@@ -362,6 +407,9 @@ timer_new_py(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Py_DECREF(tuple);
     if (self != NULL) {
         self->when = when;
+        if (handle_init_debug(self) < 0) {
+            Py_CLEAR(self);
+        }
     }
     return (PyObject *)self;
 }

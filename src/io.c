@@ -32,19 +32,22 @@
 
 static PyObject *str_ensure_fd_no_transport; /* "_ensure_fd_no_transport" */
 
-/* selectors._fileobj_to_fd: an int, or an object with fileno(). */
+/* What fileobj_to_fd returns for a valid fd number that no C int holds
+ * (no exception set): add_reader raises OverflowError for it, as the
+ * selector's register() does; remove_reader finds nothing to remove. */
+#define FL_FD_TOO_LARGE (-2)
+
+/* selectors._fileobj_to_fd: an int, or an object with fileno().  The fd,
+ * FL_FD_TOO_LARGE, or -1 with an exception set. */
 static int
 fileobj_to_fd(PyObject *fileobj)
 {
-    long fd;
+    PyObject *as_int;
     if (PyLong_Check(fileobj)) {
-        fd = PyLong_AsLong(fileobj);
-        if (fd == -1 && PyErr_Occurred()) {
-            return -1;
-        }
+        as_int = Py_NewRef(fileobj);
     } else {
         PyObject *res = PyObject_CallMethod(fileobj, "fileno", NULL);
-        PyObject *as_int = res ? PyNumber_Long(res) : NULL;
+        as_int = res ? PyNumber_Long(res) : NULL;
         Py_XDECREF(res);
         if (as_int == NULL) {
             if (PyErr_ExceptionMatches(PyExc_AttributeError) ||
@@ -56,17 +59,34 @@ fileobj_to_fd(PyObject *fileobj)
             }
             return -1;
         }
-        fd = PyLong_AsLong(as_int);
-        Py_DECREF(as_int);
-        if (fd == -1 && PyErr_Occurred()) {
-            return -1;
-        }
     }
-    if (fd < 0 || fd > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+    int overflow;
+    long fd = PyLong_AsLongAndOverflow(as_int, &overflow);
+    if (fd == -1 && PyErr_Occurred()) {
+        Py_DECREF(as_int);
         return -1;
     }
-    return (int)fd;
+    if (overflow < 0 || (overflow == 0 && fd < 0)) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %R", as_int);
+        Py_DECREF(as_int);
+        return -1;
+    }
+    Py_DECREF(as_int);
+    return overflow > 0 || fd > INT_MAX ? FL_FD_TOO_LARGE : (int)fd;
+}
+
+/* add_reader/add_writer's fd: as fileobj_to_fd, with OverflowError for a
+ * number too large for a C int. */
+static int
+fileobj_to_fd_for_add(PyObject *fileobj)
+{
+    int fd = fileobj_to_fd(fileobj);
+    if (fd == FL_FD_TOO_LARGE) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "Python int too large to convert to C int");
+        return -1;
+    }
+    return fd;
 }
 
 /* Raise what registering `fd` with epoll would: OSError(EBADF) for a
@@ -498,21 +518,37 @@ ensure_watch(FLLoop *loop, int fd)
     return watch;
 }
 
+/* add_reader(fd, callback, *args): a missing argument is a TypeError, as
+ * for asyncio's signature, before anything looks at the fd. */
+static int
+check_add_args(int is_read, Py_ssize_t nargs)
+{
+    const char *name = is_read ? "add_reader" : "add_writer";
+    if (nargs == 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() missing 2 required positional arguments: 'fd' "
+                     "and 'callback'",
+                     name);
+        return -1;
+    }
+    if (nargs == 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() missing 1 required positional argument: "
+                     "'callback'",
+                     name);
+        return -1;
+    }
+    return 0;
+}
+
 /* Shared body of _add_reader/_add_writer.  Returns the new Handle. */
 static PyObject *
 add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
 {
-    const char *name = is_read ? "add_reader" : "add_writer";
-    if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s() missing required arguments 'fd' and 'callback'",
-                     name);
+    if (check_add_args(is_read, nargs) < 0 || fl_loop_check_closed(loop) < 0) {
         return NULL;
     }
-    if (fl_loop_check_closed(loop) < 0) {
-        return NULL;
-    }
-    int fd = fileobj_to_fd(args[0]);
+    int fd = fileobj_to_fd_for_add(args[0]);
     /* fileno() is Python code, which may have closed the loop. */
     if (fd < 0 || fl_loop_check_closed(loop) < 0 || check_pollable(fd) < 0) {
         return NULL;
@@ -565,11 +601,11 @@ remove_watch(FLLoop *loop, PyObject *fileobj, int is_read)
         Py_RETURN_FALSE; /* closed: as asyncio */
     }
     int fd = fileobj_to_fd(fileobj);
-    if (fd < 0) {
+    if (fd == -1) {
         return NULL;
     }
-    if (!fl_loop_usable(loop)) {
-        Py_RETURN_FALSE; /* fileno() closed it */
+    if (fd == FL_FD_TOO_LARGE || !fl_loop_usable(loop)) {
+        Py_RETURN_FALSE; /* never watched; or fileno() closed the loop */
     }
     fl_io_watch *watch = watch_for_fd(loop, fd);
     if (watch == NULL) {
@@ -619,10 +655,8 @@ fl_io_add_writer_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 add_public(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
 {
-    if (fl_loop_check_init(loop) < 0) {
-        return NULL;
-    }
-    if (nargs >= 1 && ensure_no_transport(loop, args[0]) < 0) {
+    if (fl_loop_check_init(loop) < 0 || check_add_args(is_read, nargs) < 0 ||
+        ensure_no_transport(loop, args[0]) < 0) {
         return NULL;
     }
     PyObject *handle = add_watch(loop, args, nargs, is_read);
@@ -684,10 +718,10 @@ fl_io_events(FLLoop *loop, PyObject *fileobj)
         return NULL;
     }
     int fd = fileobj_to_fd(fileobj);
-    if (fd < 0) {
+    if (fd == -1) {
         return NULL;
     }
-    fl_io_watch *watch = watch_for_fd(loop, fd);
+    fl_io_watch *watch = watch_for_fd(loop, fd); /* NULL if too large */
     long mask = 0;
     if (watch != NULL) {
         mask = (watch->reader ? 1 : 0) | (watch->writer ? 2 : 0);

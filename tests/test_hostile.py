@@ -431,3 +431,173 @@ def test_nan_or_infinite_slow_callback_duration_logs_nothing(loop, caplog,
         loop.call_soon(slow_callback)
         run_for(loop, 0)
     assert [r for r in caplog.records if "Executing" in r.getMessage()] == []
+
+
+# ---- exception types of bad arguments ---------------------------------
+
+class RaisingFileno:
+    def fileno(self):
+        raise RuntimeError("fileno() failed")
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer",
+                                    "_add_reader", "_add_writer"])
+def test_add_watch_without_a_callback_is_a_type_error(loop, method):
+    a, b = socket.socketpair()
+    with a, b:
+        with pytest.raises(TypeError, match="callback"):
+            getattr(loop, method)(a.fileno())
+        with pytest.raises(TypeError):
+            getattr(loop, method)()
+        # The argument error comes first, before fileno() is called.
+        with pytest.raises(TypeError, match="callback"):
+            getattr(loop, method)(RaisingFileno())
+        with pytest.raises(RuntimeError, match="fileno"):
+            getattr(loop, method)(RaisingFileno(), print)
+
+
+@pytest.mark.parametrize("fd", [2**31, 2**63, 2**64, 2**100])
+@pytest.mark.parametrize("method", ["add_reader", "add_writer"])
+def test_add_watch_of_an_fd_no_c_int_holds_is_an_overflow_error(loop, method,
+                                                                 fd):
+    with pytest.raises(OverflowError):
+        getattr(loop, method)(fd, print)
+
+
+@pytest.mark.parametrize("fd", [-1, -2**63, -2**100])
+def test_negative_fds_are_value_errors(loop, fd):
+    with pytest.raises(ValueError, match="Invalid file descriptor"):
+        loop.add_reader(fd, print)
+    with pytest.raises(ValueError, match="Invalid file descriptor"):
+        loop.remove_writer(fd)
+
+
+@pytest.mark.parametrize("fd", [2**31, 2**63, 2**64, 2**100, 10**6])
+@pytest.mark.parametrize("method", ["remove_reader", "remove_writer",
+                                    "_remove_reader", "_remove_writer"])
+def test_removing_an_fd_that_cannot_be_watched_returns_false(loop, method,
+                                                             fd):
+    assert getattr(loop, method)(fd) is False
+
+
+def test_remove_reader_propagates_a_raising_fileno(loop):
+    with pytest.raises(RuntimeError, match="fileno"):
+        loop.remove_reader(RaisingFileno())
+
+
+def _handle_types(loop_factory):
+    if loop_factory.name == "fastloop":
+        return fastloop.Handle, fastloop.TimerHandle
+    return asyncio.Handle, asyncio.TimerHandle
+
+
+@pytest.mark.parametrize("not_a_loop", [123, None, object()])
+def test_handle_refuses_what_is_not_a_loop(loop_factory, not_a_loop):
+    # asyncio's Handle.__init__ asks its loop for get_debug().
+    handle_type, timer_type = _handle_types(loop_factory)
+    with pytest.raises(AttributeError, match="get_debug"):
+        handle_type(print, (), not_a_loop)
+    with pytest.raises(AttributeError, match="get_debug"):
+        timer_type(1.0, print, (), not_a_loop)
+
+
+def test_handle_made_by_hand_remembers_where_in_debug_mode(loop_factory):
+    handle_type, timer_type = _handle_types(loop_factory)
+    for loop in (fastloop.new_event_loop(), asyncio.new_event_loop()):
+        try:
+            loop.set_debug(True)
+            handle = handle_type(print, (), loop)
+            timer = timer_type(1.0, print, (), loop)
+            for h in (handle, timer):
+                frame = h._source_traceback[-1]
+                assert frame.name == (
+                    "test_handle_made_by_hand_remembers_where_in_debug_mode")
+            handle.cancel()
+            assert repr(handle).startswith("<Handle cancelled print() "
+                                           "created at ")
+            loop.set_debug(False)
+            assert handle_type(print, (), loop)._source_traceback is None
+        finally:
+            loop.close()
+
+
+def test_cancelling_a_timer_the_gc_cleared_does_not_crash(loop_factory,
+                                                          child_env):
+    # The garbage collector may clear a TimerHandle (its tp_clear drops its
+    # reference to the loop) while the handle is still in the loop's heap,
+    # and code running during that collection may still cancel it.  Pure
+    # Python cannot order a collection that way, so the child calls the
+    # type's tp_clear itself (through ctypes), then cancels the timer.
+    out = run_child(loop_factory, child_env, """
+        import ctypes
+        get_slot = ctypes.pythonapi.PyType_GetSlot
+        get_slot.restype = ctypes.c_void_p
+        get_slot.argtypes = [ctypes.py_object, ctypes.c_int]
+        Py_tp_clear = 51
+        timer = loop.call_later(10, print, "never")
+        clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object)(
+            get_slot(type(timer), Py_tp_clear))
+        clear(timer)
+        try:
+            timer.cancel()
+            print("cancelled", timer.cancelled())
+        except AttributeError:
+            print("AttributeError")     # asyncio's: its __dict__ is gone
+        loop.close()
+        print("survived")
+    """)
+    if loop_factory.name == "fastloop":
+        assert out == "cancelled True\nsurvived\n"
+    else:
+        assert out.endswith("survived\n")
+
+
+def test_an_error_scheduling_callbacks_from_set_exception_is_raised(loop):
+    fut = loop.create_future()
+    fut.add_done_callback(lambda f: None)
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        fut.set_exception(ValueError("x"))
+    # Finished all the same, and (as asyncio's) not logged as unretrieved.
+    assert fut.done() and not fut._log_traceback
+
+
+def test_an_error_scheduling_a_failed_tasks_callbacks_is_reported(
+        loop_factory):
+    # The task's coroutine raised; scheduling its done callbacks failed:
+    # that error reaches the exception handler; the task holds its result.
+    base = fastloop.Loop if loop_factory.name == "fastloop" else \
+        asyncio.SelectorEventLoop
+
+    class FailingLoop(base):
+        fail = False
+
+        def call_soon(self, callback, *args, context=None):
+            if self.fail and getattr(callback, "__name__", "") == "done":
+                raise ZeroDivisionError("no scheduling")
+            return super().call_soon(callback, *args, context=context)
+
+    loop = FailingLoop()
+    reports = []
+    loop.set_exception_handler(
+        lambda lp, context: reports.append(context.get("exception")))
+
+    async def failing():
+        await asyncio.sleep(0)
+        loop.fail = True
+        raise ValueError("coroutine error")
+
+    def done(task):
+        reports.append("done ran")
+
+    try:
+        task = loop.create_task(failing())
+        task.add_done_callback(done)
+        run_for(loop, 0.01)
+        assert len(reports) == 1
+        assert isinstance(reports[0], ZeroDivisionError)
+        with pytest.raises(ValueError, match="coroutine error"):
+            task.result()
+    finally:
+        loop.fail = False
+        loop.close()
