@@ -601,3 +601,145 @@ def test_an_error_scheduling_a_failed_tasks_callbacks_is_reported(
     finally:
         loop.fail = False
         loop.close()
+
+
+# ---- remove_done_callback: an __eq__ that changes the callbacks --------
+
+def test_remove_done_callback_whose_eq_completes_the_future(loop):
+    fut = loop.create_future()
+    calls = []
+
+    class Evil:
+        def __eq__(self, other):
+            if not fut.done():
+                fut.set_result(1)
+            return False
+        __hash__ = object.__hash__
+
+    for i in range(4):
+        fut.add_done_callback(lambda f, i=i: calls.append(i))
+    assert fut.remove_done_callback(Evil()) == 0
+    run_for(loop, 0)
+    assert calls == [0, 1, 2, 3]
+
+
+def test_callback_added_by_an_eq_runs_after_the_older_ones(loop):
+    fut = loop.create_future()
+    calls = []
+
+    class Evil:
+        added = False
+
+        def __eq__(self, other):
+            if not Evil.added:
+                Evil.added = True
+                fut.add_done_callback(lambda f: calls.append("new"))
+            return other is first
+
+        __hash__ = object.__hash__
+
+    def first(f):
+        calls.append("first")
+
+    fut.add_done_callback(first)
+    for i in range(2):
+        fut.add_done_callback(lambda f, i=i: calls.append(i))
+    assert fut.remove_done_callback(Evil()) == 1
+    fut.set_result(None)
+    run_for(loop, 0)
+    assert calls == [0, 1, "new"]
+
+
+def test_remove_done_callback_with_an_eq_that_matches_a_task_waiter(loop):
+    # A waiting task's wakeup is one of the future's callbacks in asyncio;
+    # an __eq__ that says True to everything removes it, and the task is
+    # never woken.
+    fut = loop.create_future()
+
+    async def waiter():
+        await fut
+
+    task = loop.create_task(waiter())
+    run_for(loop, 0)
+
+    class Always:
+        def __eq__(self, other):
+            return True
+        __hash__ = object.__hash__
+
+    assert fut.remove_done_callback(Always()) == 1
+    fut.set_result(None)
+    run_for(loop, 0.01)
+    assert not task.done()
+    # Nothing will ever step it again (cancel() finds its future done).
+    task._log_destroy_pending = False
+    task.get_coro().close()
+
+
+REMOVE_ACTIONS = [None, "finish", "add", "remove_first", "remove_last",
+                  "cancel"]
+
+
+def _remove_scenario(loop, ncallbacks, plan):
+    """Run remove_done_callback(Evil()) where the k-th comparison does
+    plan[k] = (action, answer); return what can be observed."""
+    fut = loop.create_future()
+    calls, callbacks, count = [], [], [0]
+
+    def make(tag):
+        def callback(f):
+            calls.append(tag)
+        callback.tag = tag
+        return callback
+
+    for i in range(ncallbacks):
+        callbacks.append(make(i))
+        fut.add_done_callback(callbacks[-1])
+
+    class Evil:
+        def __eq__(self, other):
+            k = count[0]
+            count[0] += 1
+            action, answer = plan.get(k, (None, False))
+            if action == "finish" and not fut.done():
+                fut.set_result(1)
+            elif action == "add":
+                fut.add_done_callback(make(f"new{k}"))
+            elif action == "remove_first":
+                fut.remove_done_callback(callbacks[0])
+            elif action == "remove_last":
+                fut.remove_done_callback(callbacks[-1])
+            elif action == "cancel":
+                fut.cancel()
+            return answer
+
+        __hash__ = object.__hash__
+
+    removed = fut.remove_done_callback(Evil())
+    left = fut._callbacks
+    left = None if left is None else [c[0].tag for c in left]
+    if not fut.done():
+        fut.set_result(2)
+    run_for(loop, 0)
+    run_for(loop, 0)
+    return removed, left, calls, count[0]
+
+
+@pytest.mark.parametrize("ncallbacks", range(5))
+def test_remove_done_callback_matches_asyncios_c_future(loop, ncallbacks):
+    # Every combination of: which comparison acts, what it does, what it
+    # answers, and what the other comparisons answer -- against asyncio's
+    # own C Future on a stock loop.
+    reference = asyncio.new_event_loop()
+    try:
+        for k in range(4):
+            for action in REMOVE_ACTIONS:
+                for answer in (False, True):
+                    for others in (False, True):
+                        plan = {i: (None, others) for i in range(12)}
+                        plan[k] = (action, answer)
+                        got = _remove_scenario(loop, ncallbacks, plan)
+                        want = _remove_scenario(reference, ncallbacks, plan)
+                        assert got == want, (k, action, answer, others)
+    finally:
+        reference.close()
