@@ -297,7 +297,11 @@ fl_loop_is_fast_slow(PyObject *loop)
         Py_DECREF(descr);
     }
     /* The lookups above gave the type a version tag (a later change to
-     * the type invalidates it). */
+     * the type or a base invalidates it); without one, nothing is cached
+     * and the next future asks again. */
+    if (!fl_type_version_valid(type)) {
+        return answer;
+    }
     Py_XSETREF(fl_fast_cache_type, (PyTypeObject *)Py_NewRef(type));
     fl_fast_cache_tag = type->tp_version_tag;
     fl_fast_cache_answer = answer;

@@ -743,3 +743,83 @@ def test_remove_done_callback_matches_asyncios_c_future(loop, ncallbacks):
                         assert got == want, (k, action, answer, others)
     finally:
         reference.close()
+
+
+# ---- a Loop subclass's scheduling methods are consulted ----------------
+
+def _loop_base(loop_factory):
+    return (fastloop.Loop if loop_factory.name == "fastloop"
+            else asyncio.SelectorEventLoop)
+
+
+def _kind(callback):
+    text = getattr(callback, "__name__", type(callback).__name__)
+    for kind in ("step", "wakeup"):
+        if kind in text.lower():
+            return kind
+    return text
+
+
+def test_subclass_call_soon_sees_future_callbacks_and_task_steps(
+        loop_factory):
+    log = []
+
+    class TracingLoop(_loop_base(loop_factory)):
+        def call_soon(self, callback, *args, context=None):
+            log.append(_kind(callback))
+            return super().call_soon(callback, *args, context=context)
+
+    loop = TracingLoop()
+
+    async def child():
+        await asyncio.sleep(0)
+        return 5
+
+    async def main():
+        fut = loop.create_future()
+        fut.add_done_callback(lambda f: log.append("callback ran"))
+        loop.call_soon(fut.set_result, 1)
+        await fut
+        return await loop.create_task(child())
+
+    try:
+        assert loop.run_until_complete(main()) == 5
+    finally:
+        loop.close()
+    assert log == ["step", "set_result", "<lambda>", "wakeup",
+                   "callback ran", "step", "step", "wakeup",
+                   "_run_until_complete_cb"]
+
+
+def test_call_soon_override_added_to_the_class_later_is_seen(loop_factory):
+    log = []
+
+    class LaterLoop(_loop_base(loop_factory)):
+        pass
+
+    loop = LaterLoop()
+    try:
+        fut = loop.create_future()
+        fut.add_done_callback(lambda f: log.append("first"))
+        fut.set_result(None)
+        run_for(loop, 0)
+
+        def call_soon(self, callback, *args, context=None):
+            log.append("override")
+            return super(LaterLoop, self).call_soon(callback, *args,
+                                                    context=context)
+
+        LaterLoop.call_soon = call_soon
+        fut = loop.create_future()
+        fut.add_done_callback(lambda f: log.append("second"))
+        fut.set_result(None)
+        run_for(loop, 0)
+
+        del LaterLoop.call_soon
+        fut = loop.create_future()
+        fut.add_done_callback(lambda f: log.append("third"))
+        fut.set_result(None)
+        run_for(loop, 0)
+    finally:
+        loop.close()
+    assert log == ["first", "override", "second", "third"]
