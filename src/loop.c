@@ -233,7 +233,7 @@ fl_loop_flush_current_task(FLLoop *self)
     if (!self->task_left_in_dict) {
         return 0;
     }
-    self->task_left_in_dict = 0;
+    self->task_left_in_dict = FL_LEFT_NOTHING;
     if (PyDict_DelItem(fl_fstate.current_tasks, (PyObject *)self) < 0) {
         if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
             return -1;
@@ -241,6 +241,19 @@ fl_loop_flush_current_task(FLLoop *self)
         PyErr_Clear();
     }
     return 0;
+}
+
+int
+fl_loop_hide_keeping_error(FLLoop *self)
+{
+    PyObject *exc = fl_err_fetch();
+    int rc = fl_loop_hide_left_task(self);
+    if (rc < 0 && exc != NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+        rc = 0;
+    }
+    fl_err_restore(exc);
+    return rc;
 }
 
 /* ---- checks ----------------------------------------------------------- */
@@ -643,6 +656,45 @@ collect_due_timers(FLLoop *self)
     return 0;
 }
 
+/* The slow part of release_entry_ref: `obj` is about to die with the
+ * step's task left current.  When another step follows in this batch the
+ * task is hidden (None over it, which that step replaces); otherwise the
+ * entry goes now, as it would right after anyway. */
+static int
+release_dying_entry_ref(FLLoop *self, int more_in_batch, int error_set)
+{
+    if (more_in_batch && self->ready_len > 0 &&
+        fl_task_is_step_fn(self->ready[self->ready_head].fn)) {
+        return error_set ? fl_loop_hide_keeping_error(self)
+                         : fl_loop_hide_left_task(self);
+    }
+    if (!error_set) {
+        return fl_loop_flush_current_task(self);
+    }
+    PyObject *exc = fl_err_fetch();
+    if (fl_loop_flush_current_task(self) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    fl_err_restore(exc);
+    return 0;
+}
+
+/* Py_XDECREF of a ready entry's reference after it ran, with a step's task
+ * left current: see fl_loop_release_after_step.  `rc` < 0: an exception
+ * is set (kept).  0, or -1 with a new exception set. */
+static inline Py_ALWAYS_INLINE int
+release_entry_ref(FLLoop *self, PyObject *obj, int more_in_batch, int rc)
+{
+    int r = 0;
+    if (obj != NULL) {
+        if (self->task_left_in_dict == FL_LEFT_TASK && Py_REFCNT(obj) == 1) {
+            r = release_dying_entry_ref(self, more_in_batch, rc < 0);
+        }
+        Py_DECREF(obj);
+    }
+    return r;
+}
+
 /* Inline: it is the body of run_forever's loop. */
 static inline Py_ALWAYS_INLINE int
 run_once(FLLoop *self)
@@ -683,8 +735,17 @@ run_once(FLLoop *self)
         if (rc == 0) {
             rc = debug ? run_entry_debug(self, &e) : run_entry(self, &e);
         }
-        Py_XDECREF(e.a);
-        Py_XDECREF(e.b);
+        if (self->task_left_in_dict == FL_LEFT_TASK) {
+            /* What dies now may run code: not with the task current. */
+            int ra = release_entry_ref(self, e.a, i + 1 < ntodo, rc);
+            int rb = release_entry_ref(self, e.b, i + 1 < ntodo, rc | ra);
+            if (ra < 0 || rb < 0) {
+                rc = -1;
+            }
+        } else {
+            Py_XDECREF(e.a);
+            Py_XDECREF(e.b);
+        }
         if (rc < 0) {
             break;
         }

@@ -72,7 +72,7 @@ typedef struct {
     int initialized; /* loop_init succeeded (Loop.__new__ alone: 0) */
     int running;
     int in_run_batch;      /* running the entries of one iteration */
-    int task_left_in_dict; /* see fl_loop_flush_current_task() */
+    int task_left_in_dict; /* FL_LEFT_*: see fl_loop_flush_current_task() */
     Py_hash_t hash;        /* hash(loop) once computed, else 0 */
     /* 3.11: _current_tasks' PEP 509 version right after a task step of this
      * loop stored its task there (see task.c, leave_task). */
@@ -112,6 +112,53 @@ FLLoop_Check(PyObject *op)
  * kind of entry, the end of the batch, an error report) this removes the
  * entry, so asyncio.current_task() is None there as usual.  0 or -1. */
 int fl_loop_flush_current_task(FLLoop *loop);
+
+/* What a step left in asyncio's current-tasks dict for the next step to
+ * replace (FLLoop.task_left_in_dict). */
+enum {
+    FL_LEFT_NOTHING = 0,
+    FL_LEFT_TASK = 1, /* the step's task: current_task() would see it */
+    FL_LEFT_NONE = 2, /* None: current_task() is None, the key stays */
+};
+
+/* Between two steps, before Python code may run (a __del__, a foreign
+ * future's result()): store None over the left task, so that the code
+ * sees no current task, as in asyncio, while the next step still only
+ * replaces the value (no key deleted and added again).  A task step
+ * running meanwhile replaces None like a task, and asyncio's own eager
+ * tasks read None as no task.  0, or -1 with an exception set. */
+int fl_task_hide_left_task(FLLoop *loop);
+
+static inline int
+fl_loop_hide_left_task(FLLoop *loop)
+{
+    return loop->task_left_in_dict == FL_LEFT_TASK
+               ? fl_task_hide_left_task(loop)
+               : 0;
+}
+
+/* fl_loop_hide_left_task() that may run with an exception pending (kept;
+ * a failure of its own is then written as unraisable). */
+int fl_loop_hide_keeping_error(FLLoop *loop);
+
+/* Py_XDECREF(obj) for what a task step leaves behind (its ready entry's
+ * references, the future it waited on, an exception): the last reference
+ * may run Python code (a __del__), which must see no current task, as in
+ * asyncio -- so the left task is hidden first.  An object that survives costs
+ * one test.  0, or -1 with an exception set (obj is released anyway). */
+static inline int
+fl_loop_release_after_step(FLLoop *loop, PyObject *obj)
+{
+    int rc = 0;
+    if (obj != NULL) {
+        if (loop != NULL && loop->task_left_in_dict == FL_LEFT_TASK &&
+            Py_REFCNT(obj) == 1) {
+            rc = fl_loop_hide_keeping_error(loop);
+        }
+        Py_DECREF(obj);
+    }
+    return rc;
+}
 
 /* The ready-queue functions that run a fastloop Task step (task.c). */
 int fl_task_step_ready(PyObject *task, PyObject *exc);

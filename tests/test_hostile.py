@@ -823,3 +823,152 @@ def test_call_soon_override_added_to_the_class_later_is_seen(loop_factory):
     finally:
         loop.close()
     assert log == ["first", "override", "second", "third"]
+
+
+# ---- what code run between task steps sees as the current task -------
+
+def _future_type(loop_factory):
+    return fastloop.Future if loop_factory.name == "fastloop" else \
+        asyncio.Future
+
+
+def _current_name():
+    task = asyncio.current_task()
+    return None if task is None else task.get_name()
+
+
+def test_future_del_after_the_step_sees_no_current_task(loop_factory):
+    # The wakeup entry holds the awaited future until the step is over;
+    # its __del__ then runs outside any task (asyncio: current_task() is
+    # None).  fastloop showed the finished task (3.11-3.13).
+    loop = loop_factory()
+    seen = []
+
+    class F(_future_type(loop_factory)):
+        def __del__(self):
+            seen.append(("del", _current_name()))
+
+    async def main():
+        fut = F(loop=loop)
+        loop.call_soon(fut.set_result, 1)
+        await fut
+        del fut
+        seen.append(("step", _current_name()))
+
+    async def other():
+        await asyncio.sleep(0)
+
+    async def both():
+        await asyncio.gather(loop.create_task(main(), name="main"),
+                             loop.create_task(other(), name="other"))
+
+    try:
+        loop.run_until_complete(both())
+    finally:
+        loop.close()
+    assert seen == [("step", "main"), ("del", None)]
+
+
+def test_result_del_between_back_to_back_steps(loop_factory):
+    # Two tasks woken in the same iteration: the first one's future (and
+    # its result) dies between the two steps.  The __del__ sees no current
+    # task, and the second step sees itself.
+    loop = loop_factory()
+    log = []
+
+    class Value:
+        def __del__(self):
+            log.append(("del", _current_name()))
+
+    async def first(fut):
+        await fut
+        log.append(("first", _current_name()))
+
+    async def second(fut):
+        await fut
+        log.append(("second", _current_name()))
+
+    def resolve(f1, f2):
+        f1.set_result(Value())
+        f2.set_result(None)
+
+    try:
+        f1, f2 = loop.create_future(), loop.create_future()
+        t1 = loop.create_task(first(f1), name="first")
+        t2 = loop.create_task(second(f2), name="second")
+        run_for(loop, 0)
+        loop.call_soon(resolve, f1, f2)
+        del f1, f2
+        loop.run_until_complete(asyncio.gather(t1, t2))
+    finally:
+        loop.close()
+    assert log == [("first", "first"), ("del", None), ("second", "second")]
+
+
+def test_foreign_future_result_runs_outside_the_task(loop_factory):
+    # A task waking up on a foreign future calls its result() before the
+    # step: asyncio shows no current task there.
+    loop = loop_factory()
+    log = []
+
+    class Foreign(asyncio.Future):
+        def result(self):
+            log.append(("result", _current_name()))
+            return super().result()
+
+    async def waiter(fut):
+        await fut
+        log.append(("step", _current_name()))
+
+    async def other():
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    try:
+        fut = Foreign(loop=loop)
+        t1 = loop.create_task(other(), name="other")
+        t2 = loop.create_task(waiter(fut), name="waiter")
+        run_for(loop, 0)
+        fut.set_result(1)
+        loop.run_until_complete(asyncio.gather(t1, t2))
+    finally:
+        loop.close()
+    assert ("result", None) in log
+    assert log[-1] == ("step", "waiter")
+
+
+@pytest.mark.skipif(PY_VERSION < (3, 12), reason="eager tasks are 3.12+")
+def test_eager_task_started_by_a_del_between_steps(loop_factory):
+    # Code run between two steps may start an eager asyncio Task: it runs
+    # as the current task, and the next step still sees itself.
+    loop = loop_factory()
+    log = []
+
+    async def eager():
+        log.append(("eager", _current_name()))
+
+    class F(_future_type(loop_factory)):
+        def __del__(self):
+            t = asyncio.Task(eager(), loop=loop, eager_start=True,
+                             name="eager")
+            log.append(("del", _current_name(), t.done()))
+
+    async def first():
+        fut = F(loop=loop)
+        loop.call_soon(fut.set_result, None)
+        await fut
+        del fut
+
+    async def second():
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        log.append(("second", _current_name()))
+
+    try:
+        loop.run_until_complete(asyncio.gather(
+            loop.create_task(first(), name="first"),
+            loop.create_task(second(), name="second")))
+    finally:
+        loop.close()
+    assert log == [("eager", "eager"), ("del", None, True),
+                   ("second", "second")]
