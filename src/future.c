@@ -324,21 +324,21 @@ loop_get_debug_generic(PyObject *loop)
 static void
 future_clear_state(FLFuture *fut)
 {
-    /* Reset every field first, then release: the releases may run code
-     * that looks at this future, which then sees a clean pending one. */
-    PyObject *refs[] = {fut->loop,         fut->result,    fut->exception,
-                        fut->exception_tb, fut->source_tb, fut->cancel_msg,
-                        fut->cancelled_exc};
-    fut->loop = fut->result = fut->exception = fut->exception_tb = NULL;
-    fut->source_tb = fut->cancel_msg = fut->cancelled_exc = NULL;
+    /* The flags first: a release below may run code that looks at this
+     * future, which then sees a pending one, never a fast one without its
+     * loop.  Each field is unlinked before its release (Py_CLEAR). */
     fut->state = FL_PENDING;
     fut->log_tb = 0;
     fut->blocking = 0;
     fut->fast_loop = 0;
+    Py_CLEAR(fut->loop);
+    Py_CLEAR(fut->result);
+    Py_CLEAR(fut->exception);
+    Py_CLEAR(fut->exception_tb);
+    Py_CLEAR(fut->source_tb);
+    Py_CLEAR(fut->cancel_msg);
+    Py_CLEAR(fut->cancelled_exc);
     cb_clear_all(fut);
-    for (size_t i = 0; i < Py_ARRAY_LENGTH(refs); i++) {
-        Py_XDECREF(refs[i]);
-    }
 }
 
 int
@@ -374,10 +374,14 @@ fl_future_init_fields(FLFuture *fut, PyObject *loop)
      * before __init__). */
     if (fut->loop != NULL || fut->cancel_msg != NULL) {
         future_clear_state(fut);
+        /* XSETREF: the clearing ran code, which may have set them. */
+        Py_XSETREF(fut->loop, loop);
+        Py_XSETREF(fut->source_tb, source_tb);
+    } else {
+        assert(fut->source_tb == NULL);
+        fut->loop = loop;
+        fut->source_tb = source_tb;
     }
-    /* XSETREF: the clearing ran code, which may have initialised it. */
-    Py_XSETREF(fut->loop, loop);
-    Py_XSETREF(fut->source_tb, source_tb);
     fut->fast_loop = fast_loop;
     return 0;
 }

@@ -259,7 +259,7 @@ fl_loop_hide_keeping_error(FLLoop *self)
 /* ---- checks ----------------------------------------------------------- */
 
 int
-fl_loop_check_closed(FLLoop *self)
+fl_loop_check_closed_slow(FLLoop *self)
 {
     if (fl_loop_usable(self)) {
         return 0;
@@ -656,43 +656,33 @@ collect_due_timers(FLLoop *self)
     return 0;
 }
 
-/* The slow part of release_entry_ref: `obj` is about to die with the
- * step's task left current.  When another step follows in this batch the
- * task is hidden (None over it, which that step replaces); otherwise the
- * entry goes now, as it would right after anyway. */
+/* Releases a ready entry's references after it ran, when its task step
+ * left the task current (FL_LEFT_TASK) and one of them is the last: that
+ * release may run Python code (a __del__), which must see no current
+ * task.  When a step runs next in this batch, the task is hidden (None
+ * over it, which that step replaces); otherwise the entry goes now, as it
+ * would before the next entry or at the batch's end anyway.  `rc` < 0: an
+ * exception is set, and kept.  Returns the new rc. */
 static int
-release_dying_entry_ref(FLLoop *self, int more_in_batch, int error_set)
+release_entry_refs_left(FLLoop *self, fl_ready_entry *e, int more_in_batch,
+                        int rc)
 {
-    if (more_in_batch && self->ready_len > 0 &&
-        fl_task_is_step_fn(self->ready[self->ready_head].fn)) {
-        return error_set ? fl_loop_hide_keeping_error(self)
-                         : fl_loop_hide_left_task(self);
-    }
-    if (!error_set) {
-        return fl_loop_flush_current_task(self);
-    }
-    PyObject *exc = fl_err_fetch();
-    if (fl_loop_flush_current_task(self) < 0) {
-        PyErr_WriteUnraisable((PyObject *)self);
+    int step_next = more_in_batch && self->ready_len > 0 &&
+                    fl_task_is_step_fn(self->ready[self->ready_head].fn);
+    PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;
+    int r = step_next ? fl_task_hide_left_task(self)
+                      : fl_loop_flush_current_task(self);
+    if (r < 0) {
+        if (exc != NULL) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        } else {
+            rc = -1;
+        }
     }
     fl_err_restore(exc);
-    return 0;
-}
-
-/* Py_XDECREF of a ready entry's reference after it ran, with a step's task
- * left current: see fl_loop_release_after_step.  `rc` < 0: an exception
- * is set (kept).  0, or -1 with a new exception set. */
-static inline Py_ALWAYS_INLINE int
-release_entry_ref(FLLoop *self, PyObject *obj, int more_in_batch, int rc)
-{
-    int r = 0;
-    if (obj != NULL) {
-        if (self->task_left_in_dict == FL_LEFT_TASK && Py_REFCNT(obj) == 1) {
-            r = release_dying_entry_ref(self, more_in_batch, rc < 0);
-        }
-        Py_DECREF(obj);
-    }
-    return r;
+    Py_XDECREF(e->a);
+    Py_XDECREF(e->b);
+    return rc;
 }
 
 /* Inline: it is the body of run_forever's loop. */
@@ -735,13 +725,14 @@ run_once(FLLoop *self)
         if (rc == 0) {
             rc = debug ? run_entry_debug(self, &e) : run_entry(self, &e);
         }
-        if (self->task_left_in_dict == FL_LEFT_TASK) {
-            /* What dies now may run code: not with the task current. */
-            int ra = release_entry_ref(self, e.a, i + 1 < ntodo, rc);
-            int rb = release_entry_ref(self, e.b, i + 1 < ntodo, rc | ra);
-            if (ra < 0 || rb < 0) {
-                rc = -1;
-            }
+        /* Releasing the last reference to either may run code (the second
+         * cannot be freed by the first unless the first is freed). */
+        if (self->task_left_in_dict == FL_LEFT_TASK &&
+            (i + 1 >= ntodo || (e.a != NULL && Py_REFCNT(e.a) == 1) ||
+             (e.b != NULL && Py_REFCNT(e.b) == 1))) {
+            /* (The batch's last entry takes the removal due at its end
+             * now, whatever dies.) */
+            rc = release_entry_refs_left(self, &e, i + 1 < ntodo, rc);
         } else {
             Py_XDECREF(e.a);
             Py_XDECREF(e.b);

@@ -220,7 +220,7 @@ void fl_loop_report_exception(PyObject *loop, const char *message,
 /* RuntimeError('Event loop is closed') when closed, or when it cannot be
  * used at all (its __init__ never ran: Loop.__new__(Loop)); 0 otherwise.
  * For the methods asyncio refuses on a closed loop. */
-int fl_loop_check_closed(FLLoop *loop);
+int fl_loop_check_closed_slow(FLLoop *loop);
 
 /* RuntimeError when the loop's __init__ never ran; 0 otherwise (a closed
  * loop passes).  For the methods asyncio still answers on a closed loop. */
@@ -240,6 +240,12 @@ fl_loop_usable(FLLoop *loop)
     return !loop->closed && loop->evloop != NULL;
 }
 
+static inline int
+fl_loop_check_closed(FLLoop *loop)
+{
+    return fl_loop_usable(loop) ? 0 : fl_loop_check_closed_slow(loop);
+}
+
 /* Debug-mode check that the caller runs in the loop's thread. */
 int fl_loop_check_thread(FLLoop *loop);
 
@@ -248,7 +254,7 @@ int fl_loop_check_thread(FLLoop *loop);
 static inline int
 fl_loop_check_schedulable(FLLoop *loop)
 {
-    if (!fl_loop_usable(loop) && fl_loop_check_closed(loop) < 0) {
+    if (!fl_loop_usable(loop) && fl_loop_check_closed_slow(loop) < 0) {
         return -1;
     }
     if (loop->debug && fl_loop_check_thread(loop) < 0) {
