@@ -972,3 +972,56 @@ def test_eager_task_started_by_a_del_between_steps(loop_factory):
         loop.close()
     assert log == [("eager", "eager"), ("del", None, True),
                    ("second", "second")]
+
+
+# ---- cancelling tasks that await each other ---------------------------
+
+def test_cancelling_tasks_that_await_each_other_raises_recursion_error(
+        loop_factory, child_env):
+    # Task.cancel() cancels the task it waits for, which cancels the one it
+    # waits for...: asyncio's method calls hit the recursion limit
+    # (RecursionError); fastloop's C calls must too, not overflow the stack.
+    out = run_child(loop_factory, child_env, """
+        ts = []
+        async def w(i):
+            await asyncio.sleep(0)
+            await ts[1 - i]
+        ts += [loop.create_task(w(0)), loop.create_task(w(1))]
+        loop.run_until_complete(asyncio.sleep(0.01))
+        try:
+            ts[0].cancel()
+        except RecursionError:
+            print("RecursionError")
+        loop.run_until_complete(asyncio.sleep(0.01))
+        for t in ts:
+            t._log_destroy_pending = False
+            print(t.done(), t.cancelling() > 0)
+        loop.close()
+    """)
+    assert out == "RecursionError\nFalse True\nFalse True\n"
+
+
+def test_cancelling_the_end_of_a_long_chain_of_tasks(loop_factory,
+                                                     child_env):
+    out = run_child(loop_factory, child_env, """
+        N = 300_000
+        async def first():
+            await asyncio.sleep(3600)
+        async def link(prev):
+            await prev
+        tasks = [loop.create_task(first())]
+        for _ in range(N):
+            tasks.append(loop.create_task(link(tasks[-1])))
+        loop.run_until_complete(asyncio.sleep(0))
+        try:
+            tasks[-1].cancel()
+        except RecursionError:
+            print("RecursionError")
+        # The chain still unwinds once its first task is cancelled.
+        tasks[0].cancel()
+        loop.run_until_complete(asyncio.gather(*tasks,
+                                               return_exceptions=True))
+        print(sum(t.cancelled() for t in tasks) == N + 1)
+        loop.close()
+    """, timeout=120)
+    assert out == "RecursionError\nTrue\n"
