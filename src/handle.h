@@ -30,9 +30,13 @@ extern PyTypeObject FLTimerHandle_Type;
 
 /* The deadline a TimerHandle reports (when(), repr, comparisons).  A
  * timer scheduled for NaN (call_later(nan)) reports NaN, as asyncio's
- * does, but sits in the timer heap as due at once (`when` -inf): asyncio
- * runs such a timer as soon as it reaches the top of its heap, and a NaN
- * deadline must reach neither the heap's ordering nor the poll timeout. */
+ * does, but a NaN must reach neither the heap's ordering nor the poll
+ * timeout.  asyncio's heap leaves a NaN (which compares false with
+ * everything) where it lands: at the top when the heap was empty, where
+ * it runs at once (3.13+: an idle loop's poll timeout computed from it
+ * raises ValueError), else behind the timer at the top then, running when
+ * that one does.  So its `when` is -inf, or the earliest deadline when it
+ * was scheduled. */
 static inline double
 fl_timer_when(FLHandle *timer)
 {

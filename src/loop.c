@@ -693,6 +693,15 @@ run_once(FLLoop *self)
     if (self->ready_len > 0 || self->stopping) {
         timeout = 0.0;
     } else if (self->ntimers > 0) {
+#if PY_VERSION_HEX >= 0x030D0000
+        if (self->timers[0]->when_nan) {
+            /* 3.13+ asyncio computes the timeout from the NaN itself: its
+             * selector raises this, out of run_forever. */
+            PyErr_SetString(PyExc_ValueError,
+                            "cannot convert float NaN to integer");
+            return -1;
+        }
+#endif
         timeout = self->timers[0]->when - fl_monotonic();
         /* No NaN reaches the heap (see fl_timer_when), nor the poll. */
         assert(!isnan(timeout));
@@ -923,9 +932,13 @@ schedule_timer(FLLoop *self, const char *method, double when,
     if (timer == NULL) {
         return NULL;
     }
-    /* NaN: due at once, reported as NaN (fl_timer_when). */
+    /* NaN: reported as NaN (fl_timer_when), kept in the heap where
+     * asyncio's would leave it -- see fl_timer_when. */
     timer->when_nan = isnan(when) != 0;
-    timer->when = timer->when_nan ? -Py_HUGE_VAL : when;
+    if (timer->when_nan) {
+        when = self->ntimers > 0 ? self->timers[0]->when : -Py_HUGE_VAL;
+    }
+    timer->when = when;
     if ((self->debug && capture_source_traceback(timer, loop_frames) < 0) ||
         fl_loop_add_timer(self, timer) < 0) {
         Py_DECREF(timer);
