@@ -1048,3 +1048,491 @@ def test_cancelling_the_end_of_a_long_chain_of_tasks(loop_factory,
         loop.close()
     """, timeout=120)
     assert out == "RecursionError\nTrue\n"
+
+
+# ---- done callbacks ------------------------------------------------------
+
+def _record_handler(loop):
+    errors = []
+    loop.set_exception_handler(
+        lambda lp, context: errors.append(
+            (context["message"].split(" ")[0],
+             type(context.get("exception")).__name__)))
+    return errors
+
+
+def test_done_callback_removing_an_already_scheduled_one_does_not_stop_it(
+        loop):
+    fut = loop.create_future()
+    log = []
+
+    def first(f):
+        log.append("first")
+        assert f.remove_done_callback(second) == 0  # already scheduled
+        f.add_done_callback(third)                  # done: scheduled now
+
+    def second(f):
+        log.append("second")
+
+    def third(f):
+        log.append("third")
+
+    fut.add_done_callback(first)
+    fut.add_done_callback(second)
+    fut.set_result(None)
+    run_for(loop, 0.01)
+    assert log == ["first", "second", "third"]
+
+
+def test_done_callback_that_raises_or_reenters_the_loop(loop):
+    errors = _record_handler(loop)
+    fut = loop.create_future()
+    log = []
+
+    def raises(f):
+        raise ZeroDivisionError
+
+    def reenters(f):
+        coro = asyncio.sleep(0)
+        try:
+            loop.run_until_complete(coro)
+        except RuntimeError as exc:
+            log.append(str(exc))
+        finally:
+            coro.close()
+
+    def closes(f):
+        try:
+            loop.close()
+        except RuntimeError as exc:
+            log.append(str(exc))
+
+    def stops(f):
+        loop.stop()
+        log.append("stop")
+
+    for cb in (raises, reenters, closes, stops):
+        fut.add_done_callback(cb)
+    fut.set_result(None)
+    loop.run_forever()
+    assert log == ["This event loop is already running",
+                   "Cannot close a running event loop", "stop"]
+    assert errors == [("Exception", "ZeroDivisionError")]
+
+
+def test_done_callback_cancelling_and_completing_other_futures(loop):
+    a, b, c = (loop.create_future() for _ in range(3))
+    log = []
+    a.add_done_callback(lambda f: (b.set_result(1), c.cancel(),
+                                   log.append("a")))
+    b.add_done_callback(lambda f: log.append(("b", f.result())))
+    c.add_done_callback(lambda f: log.append(("c", f.cancelled())))
+    a.set_result(None)
+    run_for(loop, 0.01)
+    assert log == ["a", ("b", 1), ("c", True)]
+
+
+# ---- handles -------------------------------------------------------------
+
+def test_callback_cancelling_the_next_ready_handle(loop):
+    log = []
+    handles = []
+
+    def first():
+        log.append("first")
+        handles[1].cancel()
+        handles[2].cancel()
+        handles[2].cancel()
+
+    handles.append(loop.call_soon(first))
+    handles.append(loop.call_soon(log.append, "second"))
+    handles.append(loop.call_soon(log.append, "third"))
+    loop.call_soon(log.append, "fourth")
+    run_for(loop, 0)
+    assert log == ["first", "fourth"]
+    assert [h.cancelled() for h in handles] == [False, True, True]
+
+
+def test_callback_object_whose_del_schedules_more(loop):
+    log = []
+
+    class Callback:
+        def __call__(self):
+            log.append("called")
+
+        def __del__(self):
+            loop.call_soon(log.append, "from __del__")
+
+    loop.call_soon(Callback())
+    run_for(loop, 0.01)
+    assert log == ["called", "from __del__"]
+
+
+def test_context_value_del_cancels_a_timer_and_schedules(loop):
+    var = contextvars.ContextVar("v")
+    log = []
+    timer = loop.call_later(0.001, log.append, "timer")
+
+    class Value:
+        def __del__(self):
+            timer.cancel()
+            loop.call_soon(log.append, "from __del__")
+
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, Value())
+    loop.call_soon(log.append, "callback", context=ctx)
+    del ctx
+    run_for(loop, 0.02)
+    assert log == ["callback", "from __del__"]
+    assert timer.cancelled()
+
+
+def test_callback_args_whose_del_cancels_other_handles(loop):
+    log = []
+    later = loop.call_soon(log.append, "later")
+    timer = loop.call_later(0, log.append, "timer")
+
+    class Arg:
+        def __del__(self):
+            later.cancel()
+            timer.cancel()
+
+    handle = loop.call_soon(log.append, Arg())
+    handle.cancel()     # drops the argument now: its __del__ runs here
+    run_for(loop, 0.01)
+    assert log == []
+
+
+# ---- timers --------------------------------------------------------------
+
+def test_timer_callback_cancelling_timers_due_in_the_same_iteration(loop):
+    log = []
+    timers = []
+    when = loop.time() + 0.005
+
+    def first():
+        log.append("first")
+        for t in timers[1:3]:
+            t.cancel()
+        timers.append(loop.call_at(when, log.append, "added, same when"))
+
+    timers.append(loop.call_at(when, first))
+    timers.append(loop.call_at(when, log.append, "second"))
+    timers.append(loop.call_at(when, log.append, "third"))
+    timers.append(loop.call_at(when, log.append, "fourth"))
+    run_for(loop, 0.05)
+    assert log == ["first", "fourth", "added, same when"]
+
+
+def test_timer_callback_whose_del_at_cancel_cancels_another_timer(loop):
+    log = []
+    other = []
+
+    class Callback:
+        def __call__(self):
+            log.append("never")
+
+        def __del__(self):
+            for t in other:
+                t.cancel()
+            log.append("del")
+
+    timer = loop.call_later(0.001, Callback())
+    other.append(loop.call_later(0.001, log.append, "other"))
+    other.append(loop.call_later(0.002, log.append, "other 2"))
+    keep = loop.call_later(0.001, log.append, "keep")
+    timer.cancel()
+    run_for(loop, 0.02)
+    assert log == ["del", "keep"]
+    assert keep.when() <= loop.time()
+
+
+def test_timer_handle_eq_with_args_that_cancel(loop_factory):
+    # TimerHandle.__eq__ compares the arguments: their __eq__ may cancel
+    # either handle (dropping its arguments) mid-comparison.
+    loop = loop_factory()
+    try:
+        handles = []
+
+        class Arg:
+            def __eq__(self, other):
+                for h in handles:
+                    h.cancel()
+                return True
+            __hash__ = object.__hash__
+
+        when = loop.time() + 10
+        handles.append(loop.call_at(when, print, Arg()))
+        handles.append(loop.call_at(when, print, Arg()))
+        # asyncio: callbacks and args equal; the cancelled flags are read
+        # after the comparison (both True now).
+        assert (handles[0] == handles[1]) is True
+        assert all(h.cancelled() for h in handles)
+    finally:
+        loop.close()
+
+
+# ---- readers and writers ---------------------------------------------------
+
+def test_reader_removing_the_writer_queued_in_the_same_iteration(loop):
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        log = []
+
+        def reader():
+            log.append("reader")
+            assert loop.remove_writer(a.fileno()) is True
+            loop.remove_reader(a.fileno())
+
+        loop.add_reader(a.fileno(), reader)
+        loop.add_writer(a.fileno(), log.append, "writer")
+        b.send(b"x")
+        run_for(loop, 0.02)
+        assert log == ["reader"]
+
+
+def test_reader_closing_its_fd_and_watching_a_new_one(loop):
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    with a, b, c, d:
+        log = []
+
+        def reader():
+            log.append("a readable")
+            loop.remove_reader(a.fileno())
+            a.close()
+            loop.add_reader(c.fileno(), on_c)
+
+        def on_c():
+            log.append("c readable")
+            loop.remove_reader(c.fileno())
+
+        loop.add_reader(a.fileno(), reader)
+        b.send(b"x")
+        d.send(b"y")
+        run_for(loop, 0.05)
+        assert log == ["a readable", "c readable"]
+
+
+def test_reader_that_raises_keeps_being_called(loop):
+    errors = _record_handler(loop)
+    a, b = socket.socketpair()
+    with a, b:
+        calls = []
+
+        def reader():
+            calls.append(1)
+            if len(calls) == 3:
+                loop.remove_reader(a.fileno())
+            raise ValueError
+
+        loop.add_reader(a.fileno(), reader)
+        b.send(b"x")
+        run_for(loop, 0.05)
+        assert len(calls) == 3
+        assert errors == [("Exception", "ValueError")] * 3
+
+
+def test_fileno_that_closes_the_loop(loop_factory):
+    # fileno() runs Python code after the closed check: the loop it closes
+    # must not be registered with (asyncio fails on its closed selector).
+    loop = loop_factory()
+    a, b = socket.socketpair()
+    with a, b:
+        class Closing:
+            def fileno(self):
+                loop.close()
+                return a.fileno()
+
+        with pytest.raises((RuntimeError, AttributeError)):
+            loop.add_reader(Closing(), print)
+        assert loop.is_closed()
+
+
+# ---- task steps -------------------------------------------------------------
+
+def test_coroutine_closing_stopping_and_cancelling_from_its_step(loop):
+    log = []
+
+    async def hostile():
+        try:
+            loop.close()
+        except RuntimeError as exc:
+            log.append(str(exc))
+        asyncio.current_task().cancel()
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            log.append("cancelled")
+        loop.stop()
+        log.append("stop requested")
+        await asyncio.sleep(0)
+        log.append("resumed")
+        return "done"
+
+    task = loop.create_task(hostile())
+    loop.run_forever()
+    assert log == ["Cannot close a running event loop", "cancelled",
+                   "stop requested"]
+    assert loop.run_until_complete(task) == "done"
+    assert log[-1] == "resumed"
+
+
+def test_task_done_callback_that_cancels_the_task_waiting_on_it(loop):
+    log = []
+
+    async def inner():
+        await asyncio.sleep(0)
+        return 1
+
+    async def outer(t):
+        try:
+            return await t
+        except asyncio.CancelledError:
+            log.append("outer cancelled")
+            raise
+
+    inner_task = loop.create_task(inner())
+    outer_task = loop.create_task(outer(inner_task))
+    inner_task.add_done_callback(lambda t: outer_task.cancel())
+    run_for(loop, 0.01)
+    # The cancel comes after the wakeup was scheduled: the outer task got
+    # its result (asyncio: cancel() of a task whose wakeup is queued sets
+    # must_cancel; it ends cancelled).
+    assert inner_task.result() == 1
+    assert outer_task.cancelled()
+    assert log == ["outer cancelled"]
+
+
+class _HashRaisingLoopMixin:
+    def __hash__(self):
+        raise TypeError("unhashable loop")
+
+    __eq__ = object.__eq__
+
+
+def test_loop_whose_hash_raises_fails_task_steps_as_asyncio(loop_factory):
+    # asyncio's current-task registry is keyed by the loop: its hash runs
+    # at every step (fastloop caches it).
+    base = _loop_base(loop_factory)
+    loop = type("HashRaisingLoop", (_HashRaisingLoopMixin, base), {})()
+    errors = _record_handler(loop)
+    try:
+        async def coro():
+            return 1
+
+        task = loop.create_task(coro())
+        run_for(loop, 0.01)
+        if PY_VERSION >= (3, 14):
+            # The current task lives on the thread state: no hash taken.
+            assert task.result() == 1 and errors == []
+        else:
+            assert not task.done()
+            assert errors and errors[0][1] == "TypeError"
+            task._log_destroy_pending = False
+            task.get_coro().close()
+    finally:
+        loop.close()
+
+
+# ---- exception handlers ---------------------------------------------------
+
+def test_exception_handler_that_raises_is_logged(loop, caplog):
+    import logging
+
+    def handler(lp, context):
+        raise RuntimeError("handler failed")
+
+    loop.set_exception_handler(handler)
+    loop.call_soon(lambda: 1 / 0)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        run_for(loop, 0.01)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("Unhandled error in exception handler" in m for m in messages)
+
+
+def test_exception_handler_that_stops_reschedules_and_interrupts(loop):
+    log = []
+
+    def handler(lp, context):
+        log.append(type(context["exception"]).__name__)
+        if len(log) == 1:
+            lp.call_soon(lambda: 1 / 0)     # another error, next iteration
+        elif len(log) == 2:
+            lp.stop()
+        else:
+            raise KeyboardInterrupt
+
+    loop.set_exception_handler(handler)
+    loop.call_soon(lambda: 1 / 0)
+    loop.run_forever()
+    assert log == ["ZeroDivisionError", "ZeroDivisionError"]
+    loop.call_soon(lambda: [][1])
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert log[-1] == "IndexError"
+
+
+def test_exception_handler_closing_nothing_while_running(loop):
+    log = []
+
+    def handler(lp, context):
+        try:
+            lp.close()
+        except RuntimeError as exc:
+            log.append(str(exc))
+        lp.stop()
+
+    loop.set_exception_handler(handler)
+    fut = loop.create_future()
+    fut.add_done_callback(lambda f: 1 / 0)
+    fut.set_result(None)
+    loop.run_forever()
+    assert log == ["Cannot close a running event loop"]
+
+
+# ---- call_soon_threadsafe ---------------------------------------------------
+
+def test_threadsafe_callbacks_that_cancel_reschedule_and_stop(loop):
+    log = []
+    ready = threading.Event()
+    pending = []
+
+    def from_thread():
+        ready.wait(10)
+        loop.call_soon_threadsafe(first)
+
+    def first():
+        # Scheduled from here, threadsafe: cancelled before its turn.
+        pending.append(loop.call_soon_threadsafe(log.append, "cancelled"))
+        loop.call_soon_threadsafe(again)
+        pending[0].cancel()
+
+    def again():
+        log.append("again")
+        loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=from_thread)
+    thread.start()
+    loop.call_soon(ready.set)
+    loop.run_forever()
+    thread.join(10)
+    assert log == ["again"]
+
+
+def test_threadsafe_call_on_a_loop_closed_meanwhile_raises(loop_factory):
+    loop = loop_factory()
+    loop.close()
+    outcomes = []
+
+    def from_thread():
+        try:
+            loop.call_soon_threadsafe(print)
+        except RuntimeError as exc:
+            outcomes.append(str(exc))
+
+    thread = threading.Thread(target=from_thread)
+    thread.start()
+    thread.join(10)
+    assert outcomes == ["Event loop is closed"]
