@@ -227,6 +227,7 @@ schedule_one(FLFuture *fut, PyObject *fn, PyObject *ctx)
 static int
 schedule_callbacks(FLFuture *fut)
 {
+    assert(fut->state != FL_PENDING && fut->loop != NULL);
     /* Detach the list first: a callback scheduler may run Python code
      * (call_soon of a foreign loop) that adds callbacks again. */
     fl_callback first = fut->cb0;

@@ -276,6 +276,7 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
         return -1;
     }
     if (may_defer && fl != NULL && fl->in_run_batch) {
+        assert(fl->task_left_in_dict == FL_LEFT_NOTHING && fl->hash != 0);
         fl->task_left_in_dict = FL_LEFT_TASK;
         return 0;
     }
@@ -401,6 +402,7 @@ task_step_soon_with_error(FLTask *task, const char *fmt, ...)
 int
 fl_task_schedule_wakeup(PyObject *task, FLFuture *fut)
 {
+    assert(FLTask_Check(task) && fut->state != FL_PENDING);
     if (fut->fast_loop) {
         if (fl_loop_check_schedulable((FLLoop *)fut->loop) < 0) {
             return -1;
@@ -719,6 +721,9 @@ task_step(FLTask *task, PyObject *exc)
         return -1;
     }
     FLLoop *fl = task_fast_loop(task);
+    /* A step that left its task current runs only within a batch. */
+    assert(fl == NULL || fl->task_left_in_dict == FL_LEFT_NOTHING ||
+           fl->in_run_batch);
     PyObject *own_exc = NULL;
     if (task->must_cancel) {
         if (exc == NULL ||
