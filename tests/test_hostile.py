@@ -1171,18 +1171,19 @@ def test_callback_object_whose_del_schedules_more(loop):
 def test_context_value_del_cancels_a_timer_and_schedules(loop):
     var = contextvars.ContextVar("v")
     log = []
-    timer = loop.call_later(0.001, log.append, "timer")
+    timer = loop.call_later(3600, log.append, "timer")
 
     class Value:
         def __del__(self):
             timer.cancel()
             loop.call_soon(log.append, "from __del__")
+            loop.call_soon(loop.stop)
 
     ctx = contextvars.copy_context()
     ctx.run(var.set, Value())
     loop.call_soon(log.append, "callback", context=ctx)
     del ctx
-    run_for(loop, 0.02)
+    loop.run_forever()
     assert log == ["callback", "from __del__"]
     assert timer.cancelled()
 
@@ -1206,22 +1207,26 @@ def test_callback_args_whose_del_cancels_other_handles(loop):
 # ---- timers --------------------------------------------------------------
 
 def test_timer_callback_cancelling_timers_due_in_the_same_iteration(loop):
+    # All due by the time the loop first polls (distinct deadlines: asyncio
+    # does not order equal ones).
     log = []
     timers = []
-    when = loop.time() + 0.005
+    when = loop.time() - 1
 
     def first():
         log.append("first")
         for t in timers[1:3]:
             t.cancel()
-        timers.append(loop.call_at(when, log.append, "added, same when"))
+        timers.append(loop.call_at(when + 0.5, log.append, "added"))
+        loop.call_at(when + 0.6, loop.stop)
 
     timers.append(loop.call_at(when, first))
-    timers.append(loop.call_at(when, log.append, "second"))
-    timers.append(loop.call_at(when, log.append, "third"))
-    timers.append(loop.call_at(when, log.append, "fourth"))
-    run_for(loop, 0.05)
-    assert log == ["first", "fourth", "added, same when"]
+    timers.append(loop.call_at(when + 0.1, log.append, "second"))
+    timers.append(loop.call_at(when + 0.2, log.append, "third"))
+    timers.append(loop.call_at(when + 0.3, log.append, "fourth"))
+    loop.run_forever()
+    # "added" is due at once, in the next iteration.
+    assert log == ["first", "fourth", "added"]
 
 
 def test_timer_callback_whose_del_at_cancel_cancels_another_timer(loop):
@@ -1325,11 +1330,12 @@ def test_reader_that_raises_keeps_being_called(loop):
             calls.append(1)
             if len(calls) == 3:
                 loop.remove_reader(a.fileno())
+                loop.stop()
             raise ValueError
 
         loop.add_reader(a.fileno(), reader)
         b.send(b"x")
-        run_for(loop, 0.05)
+        loop.run_forever()
         assert len(calls) == 3
         assert errors == [("Exception", "ValueError")] * 3
 
@@ -1396,7 +1402,7 @@ def test_task_done_callback_that_cancels_the_task_waiting_on_it(loop):
     inner_task = loop.create_task(inner())
     outer_task = loop.create_task(outer(inner_task))
     inner_task.add_done_callback(lambda t: outer_task.cancel())
-    run_for(loop, 0.01)
+    loop.run_until_complete(asyncio.wait([outer_task]))
     # The cancel comes after the wakeup was scheduled: the outer task got
     # its result (asyncio: cancel() of a task whose wakeup is queued sets
     # must_cancel; it ends cancelled).
