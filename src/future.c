@@ -89,9 +89,11 @@ ensure_alive(FLFuture *fut)
 static int
 cb_append(FLFuture *fut, PyObject *fn, PyObject *ctx)
 {
-    /* Invariant: cb0 is empty only when the overflow array is too, so
-     * cb0 is always the oldest callback. */
-    if (fut->cb0.fn == NULL) {
+    /* asyncio's layout: the first callback inline (callback0), the others
+     * in a list.  remove_done_callback() may empty cb0 and leave the list:
+     * new callbacks then go to the list's end (order is cb0, then the
+     * list), as asyncio's do. */
+    if (fut->cb0.fn == NULL && fut->ncbs == 0) {
         fut->cb0.fn = Py_NewRef(fn);
         fut->cb0.ctx = Py_XNewRef(ctx);
         return 0;
@@ -232,6 +234,7 @@ schedule_one(FLFuture *fut, PyObject *fn, PyObject *ctx)
 static int
 schedule_callbacks(FLFuture *fut)
 {
+    assert(fut->state != FL_PENDING && fut->loop != NULL);
     /* Detach the list first: a callback scheduler may run Python code
      * (call_soon of a foreign loop) that adds callbacks again. */
     fl_callback first = fut->cb0;
@@ -302,7 +305,11 @@ fl_loop_is_fast_slow(PyObject *loop)
         Py_DECREF(descr);
     }
     /* The lookups above gave the type a version tag (a later change to
-     * the type invalidates it). */
+     * the type or a base invalidates it); without one, nothing is cached
+     * and the next future asks again. */
+    if (!fl_type_version_valid(type)) {
+        return answer;
+    }
     Py_XSETREF(fl_fast_cache_type, (PyTypeObject *)Py_NewRef(type));
     fl_fast_cache_tag = type->tp_version_tag;
     fl_fast_cache_answer = answer;
@@ -325,6 +332,13 @@ loop_get_debug_generic(PyObject *loop)
 static void
 future_clear_state(FLFuture *fut)
 {
+    /* The flags first: a release below may run code that looks at this
+     * future, which then sees a pending one, never a fast one without its
+     * loop.  Each field is unlinked before its release (Py_CLEAR). */
+    fut->state = FL_PENDING;
+    fut->log_tb = 0;
+    fut->blocking = 0;
+    fut->fast_loop = 0;
     Py_CLEAR(fut->loop);
     Py_CLEAR(fut->result);
     Py_CLEAR(fut->exception);
@@ -333,10 +347,6 @@ future_clear_state(FLFuture *fut)
     Py_CLEAR(fut->cancel_msg);
     Py_CLEAR(fut->cancelled_exc);
     cb_clear_all(fut);
-    fut->state = FL_PENDING;
-    fut->log_tb = 0;
-    fut->blocking = 0;
-    fut->fast_loop = 0;
 }
 
 int
@@ -350,12 +360,9 @@ fl_future_init_fields(FLFuture *fut, PyObject *loop)
         return -1;
     }
 #endif
-    /* Up to 3.14 __init__ may run twice: start from a clean pending
-     * future.  A new object is all zeroes already (only _cancel_message is
-     * settable before __init__). */
-    if (fut->loop != NULL || fut->cancel_msg != NULL) {
-        future_clear_state(fut);
-    }
+    /* What the new state needs comes first: finding the loop and its debug
+     * flag runs Python code, and a failure leaves the future as it was (a
+     * future that was bound stays bound, never half cleared). */
     if (loop == NULL || loop == Py_None) {
         loop = get_event_loop();
         if (loop == NULL) {
@@ -364,19 +371,34 @@ fl_future_init_fields(FLFuture *fut, PyObject *loop)
     } else {
         Py_INCREF(loop);
     }
-    fut->loop = loop;
-    fut->fast_loop = fl_loop_is_fast(loop);
-    int debug = fut->fast_loop ? ((FLLoop *)loop)->debug
-                               : loop_get_debug_generic(loop);
-    if (debug < 0) {
-        return -1;
-    }
-    if (debug && !fl_is_finalizing()) {
-        fut->source_tb = PyObject_CallNoArgs(fl_state.extract_stack);
-        if (fut->source_tb == NULL) {
-            return -1;
+    int fast_loop = fl_loop_is_fast(loop);
+    int debug =
+        fast_loop ? ((FLLoop *)loop)->debug : loop_get_debug_generic(loop);
+    PyObject *source_tb = NULL;
+    if (debug > 0 && !fl_is_finalizing()) {
+        source_tb = PyObject_CallNoArgs(fl_state.extract_stack);
+        if (source_tb == NULL) {
+            debug = -1;
         }
     }
+    if (debug < 0) {
+        Py_DECREF(loop);
+        return -1;
+    }
+    /* Up to 3.14 __init__ may run twice: start from a clean pending future.  A
+     * new object is all zeroes already (only _cancel_message is settable
+     * before __init__). */
+    if (fut->loop != NULL || fut->cancel_msg != NULL) {
+        future_clear_state(fut);
+        /* XSETREF: the clearing ran code, which may have set them. */
+        Py_XSETREF(fut->loop, loop);
+        Py_XSETREF(fut->source_tb, source_tb);
+    } else {
+        assert(fut->source_tb == NULL);
+        fut->loop = loop;
+        fut->source_tb = source_tb;
+    }
+    fut->fast_loop = fast_loop;
     return 0;
 }
 
@@ -610,6 +632,9 @@ fl_future_new(PyObject *loop)
 static PyObject *
 loop_create_future(PyObject *loop, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init((FLLoop *)loop) < 0) {
+        return NULL;
+    }
     return fl_future_new(loop);
 }
 
@@ -767,118 +792,168 @@ Future_add_done_callback(FLFuture *fut, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
-/* The i-th callback in order (cb0 first); i < cb_count(fut). */
-static inline fl_callback *
-cb_at(FLFuture *fut, Py_ssize_t i)
+/* What remove_done_callback compares `fn` with for a callback entry: the
+ * callback, or for a task waiter the wakeup method asyncio's Task would
+ * have registered.  New reference. */
+static PyObject *
+callback_comparand(fl_callback *cb)
 {
-    return i == 0 ? &fut->cb0 : &fut->cbs[i - 1];
-}
-
-static inline Py_ssize_t
-cb_count(FLFuture *fut)
-{
-    return fut->cb0.fn == NULL ? 0 : 1 + fut->ncbs;
-}
-
-/* Removes the i-th callback, keeping the order (and cb0 the oldest), and
- * returns its references in *out. */
-static void
-cb_remove_at(FLFuture *fut, Py_ssize_t i, fl_callback *out)
-{
-    assert(i >= 0 && i < cb_count(fut));
-    *out = *cb_at(fut, i);
-    if (i == 0) {
-        if (fut->ncbs == 0) {
-            fut->cb0.fn = fut->cb0.ctx = NULL;
-            return;
-        }
-        fut->cb0 = fut->cbs[0];
-        i = 1;
+    if (cb->ctx != NULL) {
+        return Py_NewRef(cb->fn);
     }
-    memmove(&fut->cbs[i - 1], &fut->cbs[i],
-            (fut->ncbs - i) * sizeof(fl_callback));
-    fut->ncbs--;
+    PyObject *entry = fl_task_waiter_entry(cb->fn);
+    if (entry == NULL) {
+        return NULL;
+    }
+    PyObject *meth = Py_NewRef(PyTuple_GET_ITEM(entry, 0));
+    Py_DECREF(entry);
+    return meth;
 }
 
+/* `callback == fn` for a callback entry, holding the entry's references
+ * across the comparison (its __eq__ may remove the entry).  1, 0, -1. */
+static int
+callback_equals(fl_callback *cb, PyObject *fn)
+{
+    PyObject *comparand = callback_comparand(cb);
+    if (comparand == NULL) {
+        return -1;
+    }
+    int eq = PyObject_RichCompareBool(comparand, fn, Py_EQ);
+    Py_DECREF(comparand);
+    return eq;
+}
+
+/* Drops every callback of the list after cb0 (asyncio's
+ * Py_CLEAR(fut_callbacks)): detached first, then released. */
+static void
+cb_clear_list(FLFuture *fut)
+{
+    fl_callback *rest = fut->cbs;
+    Py_ssize_t n = fut->ncbs;
+    fut->cbs = NULL;
+    fut->ncbs = fut->cbs_cap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(rest[i].fn);
+        Py_XDECREF(rest[i].ctx);
+    }
+    PyMem_Free(rest);
+}
+
+static void
+cb_release_array(fl_callback *cbs, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(cbs[i].fn);
+        Py_XDECREF(cbs[i].ctx);
+    }
+    PyMem_Free(cbs);
+}
+
+/* asyncio's C Future.remove_done_callback, step for step, on fastloop's
+ * layout (cb0 = callback0, cbs = the list): every `==` runs Python code
+ * that may add, remove or schedule callbacks (completing the future), and
+ * what asyncio then keeps, drops and returns -- including which callbacks
+ * still run and in what order -- follows from re-reading the live state
+ * after each comparison, exactly as asyncio does. */
 static PyObject *
 Future_remove_done_callback(FLFuture *fut, PyObject *fn)
 {
     if (ensure_alive(fut) < 0) {
         return NULL;
     }
-    /* `==` runs Python code, which may add or remove callbacks or finish
-     * the future (scheduling them all).  So compare against a snapshot,
-     * then remove from the live list only the entries that compared equal
-     * and are still there: callbacks scheduled meanwhile run, callbacks
-     * added meanwhile stay, in order. */
-    Py_ssize_t n = cb_count(fut);
-    if (n == 0) {
-        return PyLong_FromLong(0);
+    Py_ssize_t cleared_cb0 = 0;
+    if (fut->cb0.fn != NULL) {
+        fl_callback cb0 = {Py_NewRef(fut->cb0.fn), Py_XNewRef(fut->cb0.ctx)};
+        int eq = callback_equals(&cb0, fn);
+        Py_DECREF(cb0.fn);
+        Py_XDECREF(cb0.ctx);
+        if (eq < 0) {
+            return NULL;
+        }
+        if (eq) {
+            /* Whatever cb0 holds now (the comparison may have changed it). */
+            fl_callback old = fut->cb0;
+            fut->cb0.fn = fut->cb0.ctx = NULL;
+            Py_XDECREF(old.fn);
+            Py_XDECREF(old.ctx);
+            cleared_cb0 = 1;
+        }
     }
-    fl_callback *snap = PyMem_Malloc(n * sizeof(fl_callback));
-    char *equal = PyMem_Calloc(n, 1);
-    if (snap == NULL || equal == NULL) {
-        PyMem_Free(snap);
-        PyMem_Free(equal);
+    Py_ssize_t len = fut->ncbs;
+    if (len == 0) {
+        return PyLong_FromSsize_t(cleared_cb0);
+    }
+    if (len == 1) {
+        fl_callback cb = {Py_NewRef(fut->cbs[0].fn),
+                          Py_XNewRef(fut->cbs[0].ctx)};
+        int eq = callback_equals(&cb, fn);
+        Py_DECREF(cb.fn);
+        Py_XDECREF(cb.ctx);
+        if (eq < 0) {
+            return NULL;
+        }
+        if (eq) {
+            cb_clear_list(fut); /* the list as it is now */
+            return PyLong_FromSsize_t(1 + cleared_cb0);
+        }
+        return PyLong_FromSsize_t(cleared_cb0);
+    }
+    /* The entries that compare unequal, in order, with their references;
+     * the list is re-read at each step (it may grow, shrink or go). */
+    Py_ssize_t kept_cap = len, j = 0;
+    fl_callback *kept = PyMem_Malloc(kept_cap * sizeof(fl_callback));
+    if (kept == NULL) {
         return PyErr_NoMemory();
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        snap[i].fn = Py_NewRef(cb_at(fut, i)->fn);
-        snap[i].ctx = Py_XNewRef(cb_at(fut, i)->ctx);
-    }
-    int err = 0;
-    for (Py_ssize_t i = 0; i < n && !err; i++) {
-        /* Task waiter entries (no context) are not user callbacks. */
-        if (snap[i].ctx != NULL) {
-            int eq = PyObject_RichCompareBool(snap[i].fn, fn, Py_EQ);
-            if (eq < 0) {
-                err = 1;
-            }
-            equal[i] = eq > 0;
-        }
-    }
-    Py_ssize_t removed = 0;
-    fl_callback *dropped = NULL;
-    if (!err) {
-        dropped = PyMem_Malloc(n * sizeof(fl_callback));
-        if (dropped == NULL) {
-            PyErr_NoMemory();
-            err = 1;
-        }
-    }
-    if (!err) {
-        /* Match snapshot entries to live ones by identity, in order. */
-        Py_ssize_t live = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (!equal[i]) {
-                continue;
-            }
-            for (Py_ssize_t j = live; j < cb_count(fut); j++) {
-                fl_callback *e = cb_at(fut, j);
-                if (e->fn == snap[i].fn && e->ctx == snap[i].ctx) {
-                    cb_remove_at(fut, j, &dropped[removed++]);
-                    live = j;
-                    break;
+    for (Py_ssize_t i = 0; i < fut->ncbs; i++) {
+        fl_callback cb = {Py_NewRef(fut->cbs[i].fn),
+                          Py_XNewRef(fut->cbs[i].ctx)};
+        int eq = callback_equals(&cb, fn);
+        if (eq == 0) {
+            if (j == kept_cap) {
+                fl_callback *grown =
+                    PyMem_Realloc(kept, 2 * kept_cap * sizeof(fl_callback));
+                if (grown == NULL) {
+                    PyErr_NoMemory();
+                    eq = -1;
+                } else {
+                    kept = grown;
+                    kept_cap *= 2;
                 }
             }
+            if (eq == 0) {
+                kept[j++] = cb;
+                continue;
+            }
+        }
+        Py_DECREF(cb.fn);
+        Py_XDECREF(cb.ctx);
+        if (eq < 0) {
+            cb_release_array(kept, j);
+            return NULL;
         }
     }
-    /* Bookkeeping is done: now drop references (this may run code). */
-    for (Py_ssize_t i = 0; i < removed; i++) {
-        Py_DECREF(dropped[i].fn);
-        Py_XDECREF(dropped[i].ctx);
+    if (j == 0 || fut->ncbs == 0) {
+        /* All equal, or the list went (the future finished and scheduled
+         * it): asyncio drops what is left and counts the list's length
+         * when the removal began. */
+        cb_clear_list(fut);
+        cb_release_array(kept, j);
+        return PyLong_FromSsize_t(len + cleared_cb0);
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_DECREF(snap[i].fn);
-        Py_XDECREF(snap[i].ctx);
+    Py_ssize_t now = fut->ncbs;
+    if (j != now) {
+        /* list[:] = kept */
+        fl_callback *old = fut->cbs;
+        fut->cbs = kept;
+        fut->ncbs = j;
+        fut->cbs_cap = kept_cap;
+        cb_release_array(old, now);
+    } else {
+        cb_release_array(kept, j);
     }
-    PyMem_Free(dropped);
-    PyMem_Free(snap);
-    PyMem_Free(equal);
-    if (err) {
-        return NULL;
-    }
-    return PyLong_FromSsize_t(removed);
+    return PyLong_FromSsize_t(now - j + cleared_cb0);
 }
 
 static PyObject *
@@ -1019,14 +1094,14 @@ callback_entry(fl_callback *cb)
 static PyObject *
 Future_get_callbacks(FLFuture *fut, void *Py_UNUSED(closure))
 {
-    if (fut->cb0.fn == NULL) {
+    if (fut->cb0.fn == NULL && fut->ncbs == 0) {
         Py_RETURN_NONE;
     }
     PyObject *list = PyList_New(0);
     if (list == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = -1; i < fut->ncbs; i++) {
+    for (Py_ssize_t i = fut->cb0.fn == NULL ? 0 : -1; i < fut->ncbs; i++) {
         PyObject *entry = callback_entry(i < 0 ? &fut->cb0 : &fut->cbs[i]);
         if (entry == NULL || PyList_Append(list, entry) < 0) {
             Py_XDECREF(entry);
@@ -1301,8 +1376,8 @@ init_unbound_setters(void)
         if (descr == NULL) {
             return -1;
         }
-        int rc = PyDict_SetItemString(fl_future_type->tp_dict, def->ml_name,
-                                      descr);
+        int rc =
+            PyDict_SetItemString(fl_future_type->tp_dict, def->ml_name, descr);
         Py_DECREF(descr);
         if (rc < 0) {
             return -1;

@@ -163,12 +163,25 @@ extern PyTypeObject *fl_fast_cache_type;
 extern unsigned int fl_fast_cache_tag;
 extern int fl_fast_cache_answer;
 
+/* The type's version tag is valid: it changes (or goes) when the type or
+ * a base is modified.  3.13 stopped setting Py_TPFLAGS_VALID_VERSION_TAG
+ * (0 is the invalid tag there, as it is on 3.12, which still sets the
+ * flag); without this the cache below never hit on 3.13+. */
+static inline int
+fl_type_version_valid(PyTypeObject *type)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return type->tp_version_tag != 0;
+#else
+    return (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0;
+#endif
+}
+
 static inline int
 fl_loop_is_fast(PyObject *loop)
 {
     PyTypeObject *type = Py_TYPE(loop);
-    if (type == fl_fast_cache_type &&
-        (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) &&
+    if (type == fl_fast_cache_type && fl_type_version_valid(type) &&
         type->tp_version_tag == fl_fast_cache_tag) {
         return fl_fast_cache_answer;
     }

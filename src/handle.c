@@ -61,6 +61,7 @@ fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
     self->weakreflist = NULL;
     self->cancelled = 0;
     self->scheduled = 0;
+    self->when_nan = 0;
     self->when = 0.0;
     self->seq = 0;
     self->heap_index = -1;
@@ -171,6 +172,23 @@ handle_run_callback(FLHandle *handle)
     return 0;
 }
 
+/* loop.get_debug() for the loop a handle was made for: the C flag of a
+ * fastloop loop, else the method's answer.  1, 0, or -1 with an error. */
+static int
+handle_loop_debug(PyObject *loop)
+{
+    if (FLLoop_Check(loop)) {
+        return ((FLLoop *)loop)->debug;
+    }
+    PyObject *res = PyObject_CallMethod(loop, "get_debug", NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    int debug = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return debug;
+}
+
 void
 fl_handle_cancel(FLHandle *handle)
 {
@@ -178,16 +196,25 @@ fl_handle_cancel(FLHandle *handle)
         return;
     }
     handle->cancelled = 1;
-    if (handle->scheduled) {
+    /* Only a loop's own heap marks a timer scheduled, so its loop is a
+     * fastloop loop -- unless the garbage collector cleared the handle's
+     * reference (then the heap drops it when it clears itself). */
+    if (handle->scheduled && handle->loop != NULL) {
+        assert(FLLoop_Check(handle->loop));
         fl_loop_remove_timer((FLLoop *)handle->loop, handle);
     }
-    if (handle->loop != NULL && FLLoop_Check(handle->loop) &&
-        ((FLLoop *)handle->loop)->debug && handle->repr == NULL) {
-        /* Keep what the repr said while the callback was still known. */
-        handle->repr = PyObject_Repr((PyObject *)handle);
-        if (handle->repr == NULL) {
+    if (handle->loop != NULL && handle->repr == NULL) {
+        /* In debug mode, keep what the repr said while the callback was
+         * still known (asyncio asks the loop's get_debug()). */
+        PyObject *loop = Py_NewRef(handle->loop);
+        int debug = handle_loop_debug(loop);
+        if (debug > 0) {
+            handle->repr = PyObject_Repr((PyObject *)handle);
+        }
+        if (debug < 0 || (debug > 0 && handle->repr == NULL)) {
             PyErr_WriteUnraisable((PyObject *)handle);
         }
+        Py_DECREF(loop);
     }
     Py_CLEAR(handle->callback);
     Py_CLEAR(handle->args);
@@ -235,7 +262,7 @@ handle_run_method(FLHandle *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 timer_when(FLHandle *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(self->when);
+    return PyFloat_FromDouble(fl_timer_when(self));
 }
 
 PyObject *
@@ -245,14 +272,17 @@ fl_format_callback(FLHandle *self)
     /* 3.13 shortens reprs of arguments unless the loop is in debug mode. */
     int debug = self->loop != NULL && FLLoop_Check(self->loop) &&
                 ((FLLoop *)self->loop)->debug;
-    PyObject *args[2] = {self->callback, self->args};
     PyObject *kwnames = Py_BuildValue("(s)", "debug");
     if (kwnames == NULL) {
         return NULL;
     }
-    PyObject *call_args[3] = {args[0], args[1], debug ? Py_True : Py_False};
+    /* Held: the reprs of the arguments may cancel the handle. */
+    PyObject *call_args[3] = {Py_NewRef(self->callback), Py_NewRef(self->args),
+                              debug ? Py_True : Py_False};
     PyObject *res = PyObject_Vectorcall(fl_state.format_callback_source,
                                         call_args, 2, kwnames);
+    Py_DECREF(call_args[0]);
+    Py_DECREF(call_args[1]);
     Py_DECREF(kwnames);
     return res;
 #else
@@ -288,7 +318,7 @@ handle_repr(FLHandle *self)
         Py_CLEAR(item);
     }
     if (PyObject_TypeCheck(self, &FLTimerHandle_Type)) {
-        PyObject *when = PyFloat_FromDouble(self->when);
+        PyObject *when = PyFloat_FromDouble(fl_timer_when(self));
         if (when == NULL) {
             goto error;
         }
@@ -408,7 +438,23 @@ handle_get_scheduled(FLHandle *self, void *Py_UNUSED(closure))
 static PyObject *
 handle_get_when(FLHandle *self, void *Py_UNUSED(closure))
 {
-    return PyFloat_FromDouble(self->when);
+    return PyFloat_FromDouble(fl_timer_when(self));
+}
+
+/* What asyncio's Handle.__init__ does with its loop: ask get_debug() (so
+ * an object that is not a loop is refused there, as in asyncio) and, in
+ * debug mode, remember where the handle was created. */
+static int
+handle_init_debug(FLHandle *self)
+{
+    int debug = handle_loop_debug(self->loop);
+    if (debug <= 0) {
+        return debug;
+    }
+    PyObject *frame = (PyObject *)PyEval_GetFrame();
+    self->source_traceback =
+        PyObject_CallOneArg(fl_state.extract_stack, frame ? frame : Py_None);
+    return self->source_traceback == NULL ? -1 : 0;
 }
 
 static PyObject *
@@ -426,6 +472,9 @@ handle_new_py(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     FLHandle *self = fl_handle_new(type, loop, callback, tuple, context);
     Py_DECREF(tuple);
+    if (self != NULL && handle_init_debug(self) < 0) {
+        Py_CLEAR(self);
+    }
     return (PyObject *)self;
 }
 
@@ -449,24 +498,51 @@ timer_new_py(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Py_DECREF(tuple);
     if (self != NULL) {
         self->when = when;
+        if (handle_init_debug(self) < 0) {
+            Py_CLEAR(self);
+        }
     }
     return (PyObject *)self;
 }
 
-/* 1 when two TimerHandles are equal the way asyncio's are (same deadline,
- * callback, arguments and state), 0 when not, -1 on error. */
+/* `a == b` as Python evaluates it (no identity shortcut): 1, 0 or -1. */
+static int
+python_eq(PyObject *a, PyObject *b)
+{
+    /* Held: the comparison may run code that drops them (cancel()). */
+    Py_INCREF(a);
+    Py_INCREF(b);
+    PyObject *res = PyObject_RichCompare(a, b, Py_EQ);
+    Py_DECREF(a);
+    Py_DECREF(b);
+    if (res == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return truth;
+}
+
+/* 1 when two TimerHandles are equal the way asyncio's __eq__ says (the
+ * deadlines, then callbacks and arguments by ==, then the cancelled
+ * flags: a NaN deadline is equal to nothing, not even itself), 0 when
+ * not, -1 on error. */
 static int
 timer_equal(FLHandle *x, FLHandle *y)
 {
-    if (x == y) {
-        return 1;
-    }
-    if (x->when != y->when || x->cancelled != y->cancelled ||
-        x->callback != y->callback) {
+    if (!(fl_timer_when(x) == fl_timer_when(y))) {
         return 0;
     }
-    return PyObject_RichCompareBool(x->args ? x->args : Py_None,
-                                    y->args ? y->args : Py_None, Py_EQ);
+    int res = python_eq(x->callback ? x->callback : Py_None,
+                        y->callback ? y->callback : Py_None);
+    if (res == 1) {
+        res = python_eq(x->args ? x->args : Py_None,
+                        y->args ? y->args : Py_None);
+    }
+    if (res == 1) {
+        res = x->cancelled == y->cancelled;
+    }
+    return res;
 }
 
 /* TimerHandles order by their deadline, as asyncio's do. */
@@ -477,9 +553,10 @@ timer_richcompare(PyObject *a, PyObject *b, int op)
         Py_RETURN_NOTIMPLEMENTED;
     }
     FLHandle *x = (FLHandle *)a, *y = (FLHandle *)b;
+    double xw = fl_timer_when(x), yw = fl_timer_when(y);
     int res;
     if (op == Py_LT || op == Py_GT) {
-        res = op == Py_LT ? x->when < y->when : x->when > y->when;
+        res = op == Py_LT ? xw < yw : xw > yw;
         return PyBool_FromLong(res);
     }
     res = timer_equal(x, y);
@@ -493,10 +570,10 @@ timer_richcompare(PyObject *a, PyObject *b, int op)
         res = !res;
         break;
     case Py_LE:
-        res = res || x->when < y->when;
+        res = res || xw < yw;
         break;
     default: /* Py_GE */
-        res = res || x->when > y->when;
+        res = res || xw > yw;
         break;
     }
     return PyBool_FromLong(res);
@@ -505,7 +582,7 @@ timer_richcompare(PyObject *a, PyObject *b, int op)
 static Py_hash_t
 timer_hash(PyObject *self)
 {
-    PyObject *when = PyFloat_FromDouble(((FLHandle *)self)->when);
+    PyObject *when = PyFloat_FromDouble(fl_timer_when((FLHandle *)self));
     if (when == NULL) {
         return -1;
     }

@@ -19,7 +19,8 @@ typedef struct fl_handle {
     PyObject *weakreflist;
     char cancelled;
     char scheduled;         /* TimerHandle: in the loop's heap */
-    double when;            /* TimerHandle only */
+    char when_nan;          /* TimerHandle: scheduled for NaN (see below) */
+    double when;            /* TimerHandle only; see fl_timer_when() */
     unsigned long long seq; /* TimerHandle: FIFO order among equal `when` */
     Py_ssize_t heap_index;  /* TimerHandle: position in the heap */
     /* call_soon_threadsafe's handles only (else NULL): held across the
@@ -31,6 +32,21 @@ typedef struct fl_handle {
 
 extern PyTypeObject FLHandle_Type;
 extern PyTypeObject FLTimerHandle_Type;
+
+/* The deadline a TimerHandle reports (when(), repr, comparisons).  A
+ * timer scheduled for NaN (call_later(nan)) reports NaN, as asyncio's
+ * does, but a NaN must reach neither the heap's ordering nor the poll
+ * timeout.  asyncio's heap leaves a NaN (which compares false with
+ * everything) where it lands: at the top when the heap was empty, where
+ * it runs at once (3.13+: an idle loop's poll timeout computed from it
+ * raises ValueError), else behind the timer at the top then, running when
+ * that one does.  So its `when` is -inf, or the earliest deadline when it
+ * was scheduled. */
+static inline double
+fl_timer_when(FLHandle *timer)
+{
+    return timer->when_nan ? Py_NAN : timer->when;
+}
 
 /* New Handle for `callback(*args)`.  `args` is a tuple (new reference
  * taken); `context` may be NULL or None for a copy of the current one. */

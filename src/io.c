@@ -32,19 +32,22 @@
 
 static PyObject *str_ensure_fd_no_transport; /* "_ensure_fd_no_transport" */
 
-/* selectors._fileobj_to_fd: an int, or an object with fileno(). */
+/* What fileobj_to_fd returns for a valid fd number that no C int holds
+ * (no exception set): add_reader raises OverflowError for it, as the
+ * selector's register() does; remove_reader finds nothing to remove. */
+#define FL_FD_TOO_LARGE (-2)
+
+/* selectors._fileobj_to_fd: an int, or an object with fileno().  The fd,
+ * FL_FD_TOO_LARGE, or -1 with an exception set. */
 static int
 fileobj_to_fd(PyObject *fileobj)
 {
-    long fd;
+    PyObject *as_int;
     if (PyLong_Check(fileobj)) {
-        fd = PyLong_AsLong(fileobj);
-        if (fd == -1 && PyErr_Occurred()) {
-            return -1;
-        }
+        as_int = Py_NewRef(fileobj);
     } else {
         PyObject *res = PyObject_CallMethod(fileobj, "fileno", NULL);
-        PyObject *as_int = res ? PyNumber_Long(res) : NULL;
+        as_int = res ? PyNumber_Long(res) : NULL;
         Py_XDECREF(res);
         if (as_int == NULL) {
             if (PyErr_ExceptionMatches(PyExc_AttributeError) ||
@@ -56,17 +59,34 @@ fileobj_to_fd(PyObject *fileobj)
             }
             return -1;
         }
-        fd = PyLong_AsLong(as_int);
-        Py_DECREF(as_int);
-        if (fd == -1 && PyErr_Occurred()) {
-            return -1;
-        }
     }
-    if (fd < 0 || fd > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+    int overflow;
+    long fd = PyLong_AsLongAndOverflow(as_int, &overflow);
+    if (fd == -1 && PyErr_Occurred()) {
+        Py_DECREF(as_int);
         return -1;
     }
-    return (int)fd;
+    if (overflow < 0 || (overflow == 0 && fd < 0)) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %R", as_int);
+        Py_DECREF(as_int);
+        return -1;
+    }
+    Py_DECREF(as_int);
+    return overflow > 0 || fd > INT_MAX ? FL_FD_TOO_LARGE : (int)fd;
+}
+
+/* add_reader/add_writer's fd: as fileobj_to_fd, with OverflowError for a
+ * number too large for a C int. */
+static int
+fileobj_to_fd_for_add(PyObject *fileobj)
+{
+    int fd = fileobj_to_fd(fileobj);
+    if (fd == FL_FD_TOO_LARGE) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "Python int too large to convert to C int");
+        return -1;
+    }
+    return fd;
 }
 
 /* Raise what registering `fd` with epoll would: OSError(EBADF) for a
@@ -103,10 +123,42 @@ handle_slot(fl_io_watch *watch, int is_read)
     return is_read ? &watch->reader : &watch->writer;
 }
 
+static int
+dropped_grow(FLLoop *loop)
+{
+    Py_ssize_t cap = loop->io_dropped_cap ? loop->io_dropped_cap * 2 : 8;
+    PyObject **dropped =
+        PyMem_Realloc(loop->io_dropped, cap * sizeof(PyObject *));
+    if (dropped == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    loop->io_dropped = dropped;
+    loop->io_dropped_cap = cap;
+    return 0;
+}
+
+void
+fl_io_release_dropped_slow(FLLoop *loop)
+{
+    /* Detach the list first: the code a release runs may poll again (a
+     * nested _run_once) and drop more. */
+    PyObject **dropped = loop->io_dropped;
+    Py_ssize_t n = loop->io_ndropped;
+    loop->io_dropped = NULL;
+    loop->io_ndropped = loop->io_dropped_cap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(dropped[i]);
+    }
+    PyMem_Free(dropped);
+}
+
 /* Queues the handle of `watch` for a ready direction.  A cancelled handle
  * is dropped instead: asyncio unregisters it the first time its fd is
- * ready.  1 when a handle was dropped (the registration must follow), 0,
- * or -1 with MemoryError set. */
+ * ready.  Its reference moves to the loop's dropped list, released after
+ * the poll: releasing it here could run code that frees this watch.  1
+ * when a handle was dropped (the registration must follow), 0, or -1 with
+ * MemoryError set. */
 static inline int
 queue_or_drop(FLLoop *loop, fl_io_watch *watch, int is_read)
 {
@@ -114,8 +166,14 @@ queue_or_drop(FLLoop *loop, fl_io_watch *watch, int is_read)
     if (*slot == NULL) {
         return 0;
     }
+    assert(PyObject_TypeCheck(*slot, &FLHandle_Type));
     if (((FLHandle *)*slot)->cancelled) {
-        Py_CLEAR(*slot);
+        if (loop->io_ndropped == loop->io_dropped_cap &&
+            dropped_grow(loop) < 0) {
+            return -1;
+        }
+        loop->io_dropped[loop->io_ndropped++] = *slot;
+        *slot = NULL;
         return 1;
     }
     return fl_loop_enqueue_handle(loop, (FLHandle *)*slot);
@@ -124,7 +182,13 @@ queue_or_drop(FLLoop *loop, fl_io_watch *watch, int is_read)
 static void
 release_watch_if_idle(FLLoop *loop, fl_io_watch *watch)
 {
+    assert(watch->fd >= 0 && watch->fd < loop->io_cap);
+    assert(loop->io[watch->fd] == watch && watch->loop == loop);
     if (watch->reader == NULL && watch->writer == NULL) {
+        /* Neither direction is watched any more (both ev_io stopped, no
+         * epoll registration): nothing refers to the struct. */
+        assert(!ev_is_active(&watch->rio) && !ev_is_active(&watch->wio));
+        assert(watch->epoll_tag == 0);
         loop->io[watch->fd] = NULL;
         PyMem_Free(watch);
     }
@@ -139,6 +203,9 @@ libev_ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
 {
     fl_io_watch *watch = w->data;
     FLLoop *loop = watch->loop;
+    assert(loop->io[watch->fd] == watch);
+    /* No Python code runs here (a dropped handle is released after the
+     * poll), so `watch` stays valid throughout. */
     int rc = queue_or_drop(loop, watch, w == &watch->rio);
     if (rc > 0) {
         rc = apply_interest(loop, watch, 0);
@@ -310,6 +377,9 @@ epoll_dispatch(FLLoop *loop)
             stale = 1;
             continue;
         }
+        /* No Python code runs until the dispatch is over (a dropped handle
+         * is released after the poll): `watch` and the event buffer stay
+         * valid for both directions. */
         int read, write, dropped = 0, rc = 0;
         ready_directions(loop->epoll_events[i].events, &read, &write);
         if (read) {
@@ -320,8 +390,11 @@ epoll_dispatch(FLLoop *loop)
             rc = queue_or_drop(loop, watch, 0);
             dropped |= rc > 0;
         }
-        if (dropped && rc >= 0) {
-            rc = epoll_apply(loop, watch);
+        if (dropped) {
+            /* Even after an error: the registration must follow the slots. */
+            if (epoll_apply(loop, watch) < 0) {
+                rc = -1;
+            }
             release_watch_if_idle(loop, watch);
         }
         if (rc < 0) {
@@ -445,6 +518,29 @@ ensure_watch(FLLoop *loop, int fd)
     return watch;
 }
 
+/* add_reader(fd, callback, *args): a missing argument is a TypeError, as
+ * for asyncio's signature, before anything looks at the fd. */
+static int
+check_add_args(int is_read, Py_ssize_t nargs)
+{
+    const char *name = is_read ? "add_reader" : "add_writer";
+    if (nargs == 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() missing 2 required positional arguments: 'fd' "
+                     "and 'callback'",
+                     name);
+        return -1;
+    }
+    if (nargs == 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() missing 1 required positional argument: "
+                     "'callback'",
+                     name);
+        return -1;
+    }
+    return 0;
+}
+
 /* Shared body of _add_reader/_add_writer.  Returns the new Handle, whose
  * callback runs in `context` (borrowed; NULL or None: a copy of the current
  * one). */
@@ -452,18 +548,12 @@ static PyObject *
 add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
           PyObject *context, int is_read)
 {
-    const char *name = is_read ? "add_reader" : "add_writer";
-    if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s() missing required arguments 'fd' and 'callback'",
-                     name);
+    if (check_add_args(is_read, nargs) < 0 || fl_loop_check_closed(loop) < 0) {
         return NULL;
     }
-    if (fl_loop_check_closed(loop) < 0) {
-        return NULL;
-    }
-    int fd = fileobj_to_fd(args[0]);
-    if (fd < 0 || check_pollable(fd) < 0) {
+    int fd = fileobj_to_fd_for_add(args[0]);
+    /* fileno() is Python code, which may have closed the loop. */
+    if (fd < 0 || fl_loop_check_closed(loop) < 0 || check_pollable(fd) < 0) {
         return NULL;
     }
     PyObject *cargs = PyTuple_New(nargs - 2);
@@ -507,12 +597,18 @@ add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
 static PyObject *
 remove_watch(FLLoop *loop, PyObject *fileobj, int is_read)
 {
-    if (loop->closed) {
-        Py_RETURN_FALSE;
+    if (fl_loop_check_init(loop) < 0) {
+        return NULL;
+    }
+    if (!fl_loop_usable(loop)) {
+        Py_RETURN_FALSE; /* closed: as asyncio */
     }
     int fd = fileobj_to_fd(fileobj);
-    if (fd < 0) {
+    if (fd == -1) {
         return NULL;
+    }
+    if (fd == FL_FD_TOO_LARGE || !fl_loop_usable(loop)) {
+        Py_RETURN_FALSE; /* never watched; or fileno() closed the loop */
     }
     fl_io_watch *watch = watch_for_fd(loop, fd);
     if (watch == NULL) {
@@ -585,7 +681,8 @@ fl_io_add_writer_private(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
 static PyObject *
 add_public(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs, int is_read)
 {
-    if (nargs >= 1 && ensure_no_transport(loop, args[0]) < 0) {
+    if (fl_loop_check_init(loop) < 0 || check_add_args(is_read, nargs) < 0 ||
+        ensure_no_transport(loop, args[0]) < 0) {
         return NULL;
     }
     PyObject *handle = add_watch(loop, args, nargs, NULL, is_read);
@@ -623,7 +720,8 @@ fl_io_remove_writer_private(FLLoop *loop, PyObject *fileobj)
 PyObject *
 fl_io_remove_reader(FLLoop *loop, PyObject *fileobj)
 {
-    if (ensure_no_transport(loop, fileobj) < 0) {
+    if (fl_loop_check_init(loop) < 0 ||
+        ensure_no_transport(loop, fileobj) < 0) {
         return NULL;
     }
     return remove_watch(loop, fileobj, 1);
@@ -632,7 +730,8 @@ fl_io_remove_reader(FLLoop *loop, PyObject *fileobj)
 PyObject *
 fl_io_remove_writer(FLLoop *loop, PyObject *fileobj)
 {
-    if (ensure_no_transport(loop, fileobj) < 0) {
+    if (fl_loop_check_init(loop) < 0 ||
+        ensure_no_transport(loop, fileobj) < 0) {
         return NULL;
     }
     return remove_watch(loop, fileobj, 0);
@@ -641,11 +740,14 @@ fl_io_remove_writer(FLLoop *loop, PyObject *fileobj)
 PyObject *
 fl_io_events(FLLoop *loop, PyObject *fileobj)
 {
-    int fd = fileobj_to_fd(fileobj);
-    if (fd < 0) {
+    if (fl_loop_check_init(loop) < 0) {
         return NULL;
     }
-    fl_io_watch *watch = watch_for_fd(loop, fd);
+    int fd = fileobj_to_fd(fileobj);
+    if (fd == -1) {
+        return NULL;
+    }
+    fl_io_watch *watch = watch_for_fd(loop, fd); /* NULL if too large */
     long mask = 0;
     if (watch != NULL) {
         mask = (watch->reader ? 1 : 0) | (watch->writer ? 2 : 0);
@@ -668,11 +770,15 @@ fl_io_clear_all(FLLoop *loop)
             ev_io_stop(loop->evloop, &watch->rio);
             ev_io_stop(loop->evloop, &watch->wio);
         }
+        /* Unlink and free the watch before releasing its handles, whose
+         * last references may run code that uses the table. */
+        PyObject *reader = watch->reader, *writer = watch->writer;
         loop->io[fd] = NULL;
-        Py_XDECREF(watch->reader);
-        Py_XDECREF(watch->writer);
         PyMem_Free(watch);
+        Py_XDECREF(reader);
+        Py_XDECREF(writer);
     }
+    fl_io_release_dropped(loop);
 }
 
 void
@@ -703,6 +809,9 @@ fl_io_traverse(FLLoop *loop, visitproc visit, void *arg)
             Py_VISIT(watch->reader);
             Py_VISIT(watch->writer);
         }
+    }
+    for (Py_ssize_t i = 0; i < loop->io_ndropped; i++) {
+        Py_VISIT(loop->io_dropped[i]);
     }
     return 0;
 }

@@ -30,6 +30,18 @@ int fl_io_open(FLLoop *loop);
  * libev pass.  0, or -1 with an exception set. */
 int fl_io_poll_nowait(FLLoop *loop);
 
+/* Releases the handles the last poll dropped (see FLLoop.io_dropped).
+ * Call with no watch pointer held: it may run any Python code. */
+void fl_io_release_dropped_slow(FLLoop *loop);
+
+static inline void
+fl_io_release_dropped(FLLoop *loop)
+{
+    if (loop->io_ndropped > 0) {
+        fl_io_release_dropped_slow(loop);
+    }
+}
+
 /* Loop._io_backend: "epoll" or "libev". */
 PyObject *fl_io_backend_name(FLLoop *loop, void *closure);
 

@@ -25,6 +25,11 @@
 /* time.get_clock_info('monotonic').resolution on Linux. */
 #define FL_CLOCK_RESOLUTION 1e-9
 
+/* The longest a poll waits for a timer, as asyncio's
+ * MAXIMUM_SELECT_TIMEOUT (one day): a later (or infinite) deadline polls
+ * again after that. */
+#define FL_MAX_POLL_TIMEOUT (24 * 3600.0)
+
 double
 fl_monotonic(void)
 {
@@ -75,6 +80,9 @@ fl_loop_ready_grow(FLLoop *self)
 static inline fl_ready_entry
 ready_pop(FLLoop *self)
 {
+    assert(self->ready_len > 0 && self->ready_len <= self->ready_cap);
+    assert((self->ready_cap & (self->ready_cap - 1)) == 0);
+    assert(self->ready_head >= 0 && self->ready_head < self->ready_cap);
     fl_ready_entry e = self->ready[self->ready_head];
     self->ready_head = (self->ready_head + 1) & (self->ready_cap - 1);
     self->ready_len--;
@@ -84,11 +92,19 @@ ready_pop(FLLoop *self)
 static void
 ready_clear(FLLoop *self)
 {
-    while (self->ready_len > 0) {
-        fl_ready_entry e = ready_pop(self);
-        Py_XDECREF(e.a);
-        Py_XDECREF(e.b);
+    /* Detach the ring first: releasing an entry may run code that queues
+     * more (into a new ring, which a later clear or dealloc releases). */
+    fl_ready_entry *ready = self->ready;
+    Py_ssize_t head = self->ready_head, len = self->ready_len;
+    Py_ssize_t mask = self->ready_cap - 1;
+    self->ready = NULL;
+    self->ready_head = self->ready_len = self->ready_cap = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        fl_ready_entry *e = &ready[(head + i) & mask];
+        Py_XDECREF(e->a);
+        Py_XDECREF(e->b);
     }
+    PyMem_Free(ready);
 }
 
 /* ---- timer heap ------------------------------------------------------- */
@@ -102,6 +118,8 @@ timer_before(FLHandle *x, FLHandle *y)
 static inline void
 heap_set(FLLoop *self, Py_ssize_t i, FLHandle *t)
 {
+    assert(i >= 0 && i < self->ntimers && self->ntimers <= self->timers_cap);
+    assert(t->scheduled);
     self->timers[i] = t;
     t->heap_index = i;
 }
@@ -158,6 +176,7 @@ fl_loop_add_timer(FLLoop *self, FLHandle *timer)
         self->timers = timers;
         self->timers_cap = new_cap;
     }
+    assert(!timer->scheduled && timer->heap_index == -1);
     timer->seq = self->timer_seq++;
     timer->scheduled = 1;
     Py_INCREF(timer);
@@ -170,7 +189,9 @@ fl_loop_add_timer(FLLoop *self, FLHandle *timer)
 static FLHandle *
 heap_remove_at(FLLoop *self, Py_ssize_t index)
 {
+    assert(index >= 0 && index < self->ntimers);
     FLHandle *t = self->timers[index];
+    assert(t->scheduled && t->heap_index == index);
     FLHandle *last = self->timers[--self->ntimers];
     if (last != t) {
         heap_set(self, index, last);
@@ -212,7 +233,7 @@ fl_loop_flush_current_task(FLLoop *self)
     if (!self->task_left_in_dict) {
         return 0;
     }
-    self->task_left_in_dict = 0;
+    self->task_left_in_dict = FL_LEFT_NOTHING;
     if (PyDict_DelItem(fl_fstate.current_tasks, (PyObject *)self) < 0) {
         if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
             return -1;
@@ -222,16 +243,45 @@ fl_loop_flush_current_task(FLLoop *self)
     return 0;
 }
 
+int
+fl_loop_hide_keeping_error(FLLoop *self)
+{
+    PyObject *exc = fl_err_fetch();
+    int rc = fl_loop_hide_left_task(self);
+    if (rc < 0 && exc != NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+        rc = 0;
+    }
+    fl_err_restore(exc);
+    return rc;
+}
+
 /* ---- checks ----------------------------------------------------------- */
 
 int
-fl_loop_check_closed(FLLoop *self)
+fl_loop_check_closed_slow(FLLoop *self)
 {
-    if (self->closed) {
-        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-        return -1;
+    if (fl_loop_usable(self)) {
+        return 0;
     }
-    return 0;
+    if (!self->closed && !self->initialized) {
+        return fl_loop_check_init_slow(self);
+    }
+    /* Closed, or reopened by assigning _closed after its libev loop went. */
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return -1;
+}
+
+int
+fl_loop_check_init_slow(FLLoop *self)
+{
+    if (self->initialized) {
+        return 0;
+    }
+    PyErr_SetString(PyExc_RuntimeError,
+                    "Event loop object is not initialized (Loop.__init__ "
+                    "was not called).");
+    return -1;
 }
 
 int
@@ -353,9 +403,10 @@ fl_handle_report_error(FLHandle *handle)
         return -1;
     }
     PyObject *exc = fl_err_fetch();
-    PyObject *loop = handle->loop;
     PyObject *cb = NULL;
     int rc = 0;
+    /* Held: formatting the callback runs Python code. */
+    PyObject *loop = Py_XNewRef(handle->loop);
     if (handle->callback != NULL) {
         cb = fl_format_callback(handle);
     } else {
@@ -376,11 +427,17 @@ fl_handle_report_error(FLHandle *handle)
                         handle->source_traceback) < 0)) {
         goto unraisable;
     }
+    if (loop == NULL) {
+        /* Cleared by the garbage collector: no handler to report to. */
+        fl_err_restore(Py_NewRef(exc));
+        goto unraisable;
+    }
     rc = fl_call_exception_handler(loop, context);
     goto done;
 unraisable:
     PyErr_WriteUnraisable((PyObject *)handle);
 done:
+    Py_XDECREF(loop);
     Py_XDECREF(cb);
     Py_XDECREF(msg);
     Py_XDECREF(context);
@@ -449,7 +506,8 @@ run_entry_debug(FLLoop *self, fl_ready_entry *e)
     int rc = run_entry(self, e);
     double dt = fl_monotonic() - t0;
     self->current_handle = NULL;
-    if (rc < 0 || dt < self->slow_callback_duration) {
+    /* As asyncio's `dt >= slow_callback_duration`: never for NaN. */
+    if (rc < 0 || !(dt >= self->slow_callback_duration)) {
         return rc;
     }
     PyObject *what = describe_entry(e);
@@ -505,9 +563,9 @@ invoke_pending(struct ev_loop *evloop)
 
 /* Polls once.  timeout < 0 waits until an event arrives.  Returns 1 when
  * the poll may have blocked (the GIL was released), 0 when it did not, -1
- * with an exception set. */
+ * with an exception set.  Runs no Python code (see poll_events). */
 static inline Py_ALWAYS_INLINE int
-poll_events(FLLoop *self, double timeout)
+poll_backend(FLLoop *self, double timeout)
 {
     if (timeout == 0.0) {
         Py_ssize_t before = self->ready_len;
@@ -544,6 +602,21 @@ poll_events(FLLoop *self, double timeout)
     self->last_poll_found_events = self->ready_len != ready_before;
     /* Errors in libev's callbacks stay set (they break the pass). */
     return PyErr_Occurred() ? -1 : 1;
+}
+
+/* poll_backend, then the release of the cancelled handles it unregistered:
+ * only now, outside the backend's dispatch and libev's pass, may their
+ * last references run Python code (which may even close the loop). */
+static inline Py_ALWAYS_INLINE int
+poll_events(FLLoop *self, double timeout)
+{
+    int rc = poll_backend(self, timeout);
+    if (self->io_ndropped > 0) {
+        PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;
+        fl_io_release_dropped(self);
+        fl_err_restore(exc);
+    }
+    return rc;
 }
 
 /* A poll that blocked may have been cut short by a signal: its Python
@@ -586,6 +659,35 @@ collect_due_timers(FLLoop *self)
     return 0;
 }
 
+/* Releases a ready entry's references after it ran, when its task step
+ * left the task current (FL_LEFT_TASK) and one of them is the last: that
+ * release may run Python code (a __del__), which must see no current
+ * task.  When a step runs next in this batch, the task is hidden (None
+ * over it, which that step replaces); otherwise the entry goes now, as it
+ * would before the next entry or at the batch's end anyway.  `rc` < 0: an
+ * exception is set, and kept.  Returns the new rc. */
+static int
+release_entry_refs_left(FLLoop *self, fl_ready_entry *e, int more_in_batch,
+                        int rc)
+{
+    int step_next = more_in_batch && self->ready_len > 0 &&
+                    fl_task_is_step_fn(self->ready[self->ready_head].fn);
+    PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;
+    int r = step_next ? fl_task_hide_left_task(self)
+                      : fl_loop_flush_current_task(self);
+    if (r < 0) {
+        if (exc != NULL) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        } else {
+            rc = -1;
+        }
+    }
+    fl_err_restore(exc);
+    Py_XDECREF(e->a);
+    Py_XDECREF(e->b);
+    return rc;
+}
+
 /* Inline: it is the body of run_forever's loop. */
 static inline Py_ALWAYS_INLINE int
 run_once(FLLoop *self)
@@ -594,9 +696,22 @@ run_once(FLLoop *self)
     if (self->ready_len > 0 || self->stopping) {
         timeout = 0.0;
     } else if (self->ntimers > 0) {
+#if PY_VERSION_HEX >= 0x030D0000
+        if (self->timers[0]->when_nan) {
+            /* 3.13+ asyncio computes the timeout from the NaN itself: its
+             * selector raises this, out of run_forever. */
+            PyErr_SetString(PyExc_ValueError,
+                            "cannot convert float NaN to integer");
+            return -1;
+        }
+#endif
         timeout = self->timers[0]->when - fl_monotonic();
-        if (timeout < 0.0) {
+        /* No NaN reaches the heap (see fl_timer_when), nor the poll. */
+        assert(!isnan(timeout));
+        if (!(timeout >= 0.0)) {
             timeout = 0.0;
+        } else if (timeout > FL_MAX_POLL_TIMEOUT) {
+            timeout = FL_MAX_POLL_TIMEOUT;
         }
     }
     int polled = poll_events(self, timeout);
@@ -622,8 +737,18 @@ run_once(FLLoop *self)
         if (rc == 0) {
             rc = debug ? run_entry_debug(self, &e) : run_entry(self, &e);
         }
-        Py_XDECREF(e.a);
-        Py_XDECREF(e.b);
+        /* Releasing the last reference to either may run code (the second
+         * cannot be freed by the first unless the first is freed). */
+        if (self->task_left_in_dict == FL_LEFT_TASK &&
+            (i + 1 >= ntodo || (e.a != NULL && Py_REFCNT(e.a) == 1) ||
+             (e.b != NULL && Py_REFCNT(e.b) == 1))) {
+            /* (The batch's last entry takes the removal due at its end
+             * now, whatever dies.) */
+            rc = release_entry_refs_left(self, &e, i + 1 < ntodo, rc);
+        } else {
+            Py_XDECREF(e.a);
+            Py_XDECREF(e.b);
+        }
         if (rc < 0) {
             break;
         }
@@ -741,7 +866,8 @@ loop_call_soon_impl(FLLoop *self, const char *method, PyObject *const *args,
     }
     FLHandle *handle = schedule_soon(self, args[0], cargs, context);
     Py_DECREF(cargs);
-    if (handle != NULL && threadsafe) {
+    /* The debug checks run Python code, which may have closed the loop. */
+    if (handle != NULL && threadsafe && self->evloop != NULL) {
         if (fl_handle_make_threadsafe(handle) < 0) {
             fl_handle_cancel(handle);
             Py_DECREF(handle);
@@ -776,6 +902,11 @@ loop_private_call_soon(FLLoop *self, PyObject *const *args, Py_ssize_t nargs)
                         "_call_soon() takes exactly 3 arguments");
         return NULL;
     }
+    /* asyncio's _call_soon does not check for a closed loop (call_soon
+     * does, before calling it). */
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     PyObject *cargs = PySequence_Tuple(args[1]);
     if (cargs == NULL) {
         return NULL;
@@ -808,6 +939,12 @@ schedule_timer(FLLoop *self, const char *method, double when,
     Py_DECREF(cargs);
     if (timer == NULL) {
         return NULL;
+    }
+    /* NaN: reported as NaN (fl_timer_when), kept in the heap where
+     * asyncio's would leave it -- see fl_timer_when. */
+    timer->when_nan = isnan(when) != 0;
+    if (timer->when_nan) {
+        when = self->ntimers > 0 ? self->timers[0]->when : -Py_HUGE_VAL;
     }
     timer->when = when;
     if ((self->debug && capture_source_traceback(timer, loop_frames) < 0) ||
@@ -877,6 +1014,9 @@ static PyObject *
 loop_add_callback(FLLoop *self, PyObject *handle)
 {
     int rc;
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     if (PyObject_TypeCheck(handle, &FLHandle_Type)) {
         if (((FLHandle *)handle)->cancelled) {
             Py_RETURN_NONE;
@@ -916,6 +1056,9 @@ loop_add_callback_signalsafe(FLLoop *self, PyObject *handle)
 static PyObject *
 loop_write_to_self(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     if (self->evloop != NULL) {
         ev_async_send(self->evloop, &self->wakeup);
     }
@@ -969,6 +1112,9 @@ loop_run_forever_core(FLLoop *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 loop_stop(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     self->stopping = 1;
     Py_RETURN_NONE;
 }
@@ -976,31 +1122,43 @@ loop_stop(FLLoop *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 loop_is_running(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     return PyBool_FromLong(self->running);
 }
 
 static PyObject *
 loop_is_closed(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     return PyBool_FromLong(self->closed);
 }
 
 static PyObject *
 loop_time(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     return PyFloat_FromDouble(fl_monotonic());
 }
 
 static PyObject *
 loop_get_debug(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     return PyBool_FromLong(self->debug);
 }
 
 static PyObject *
 loop_check_thread_method(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
-    if (fl_loop_check_thread(self) < 0) {
+    if (fl_loop_check_init(self) < 0 || fl_loop_check_thread(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1010,6 +1168,9 @@ static PyObject *
 loop_process_events(FLLoop *self, PyObject *Py_UNUSED(event_list))
 {
     /* Events are dispatched by libev during the poll itself. */
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -1031,6 +1192,9 @@ loop_release_core(FLLoop *self)
 static PyObject *
 loop_close_core(FLLoop *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fl_loop_check_init(self) < 0) {
+        return NULL;
+    }
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Cannot close a running event loop");
@@ -1067,8 +1231,14 @@ loop_init(FLLoop *self, PyObject *args, PyObject *kwds)
                   (void (*)(struct ev_loop *, ev_async *, int))noop_cb);
     ev_async_start(self->evloop, &self->wakeup);
     if (fl_io_open(self) < 0) {
+        /* Leave it as __new__ did: not initialised, refused by every
+         * method. */
+        ev_async_stop(self->evloop, &self->wakeup);
+        ev_loop_destroy(self->evloop);
+        self->evloop = NULL;
         return -1;
     }
+    self->initialized = 1;
     self->slow_callback_duration = 0.1;
     Py_XSETREF(self->exception_handler, Py_NewRef(Py_None));
     Py_XSETREF(self->task_factory, Py_NewRef(Py_None));
@@ -1132,6 +1302,7 @@ loop_dealloc(FLLoop *self)
     PyMem_Free(self->ready);
     PyMem_Free(self->timers);
     PyMem_Free(self->io);
+    PyMem_Free(self->io_dropped);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

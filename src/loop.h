@@ -61,10 +61,18 @@ typedef struct {
     uint32_t epoll_last_tag;
     struct epoll_event *epoll_events; /* epoll_wait's buffer */
     int epoll_events_cap;
+    /* Cancelled handles a poll found ready and unregistered, released
+     * when the poll is over (fl_io_release_dropped): their last reference
+     * may run any Python code, which must not find a watch half-updated or
+     * freed under the dispatch that is reading it. */
+    PyObject **io_dropped;
+    Py_ssize_t io_ndropped;
+    Py_ssize_t io_dropped_cap;
 
+    int initialized; /* loop_init succeeded (Loop.__new__ alone: 0) */
     int running;
     int in_run_batch;      /* running the entries of one iteration */
-    int task_left_in_dict; /* see fl_loop_flush_current_task() */
+    int task_left_in_dict; /* FL_LEFT_*: see fl_loop_flush_current_task() */
     Py_hash_t hash;        /* hash(loop) once computed, else 0 */
     /* 3.11: _current_tasks' PEP 509 version right after a task step of this
      * loop stored its task there (see task.c, leave_task). */
@@ -105,6 +113,53 @@ FLLoop_Check(PyObject *op)
  * entry, so asyncio.current_task() is None there as usual.  0 or -1. */
 int fl_loop_flush_current_task(FLLoop *loop);
 
+/* What a step left in asyncio's current-tasks dict for the next step to
+ * replace (FLLoop.task_left_in_dict). */
+enum {
+    FL_LEFT_NOTHING = 0,
+    FL_LEFT_TASK = 1, /* the step's task: current_task() would see it */
+    FL_LEFT_NONE = 2, /* None: current_task() is None, the key stays */
+};
+
+/* Between two steps, before Python code may run (a __del__, a foreign
+ * future's result()): store None over the left task, so that the code
+ * sees no current task, as in asyncio, while the next step still only
+ * replaces the value (no key deleted and added again).  A task step
+ * running meanwhile replaces None like a task, and asyncio's own eager
+ * tasks read None as no task.  0, or -1 with an exception set. */
+int fl_task_hide_left_task(FLLoop *loop);
+
+static inline int
+fl_loop_hide_left_task(FLLoop *loop)
+{
+    return loop->task_left_in_dict == FL_LEFT_TASK
+               ? fl_task_hide_left_task(loop)
+               : 0;
+}
+
+/* fl_loop_hide_left_task() that may run with an exception pending (kept;
+ * a failure of its own is then written as unraisable). */
+int fl_loop_hide_keeping_error(FLLoop *loop);
+
+/* Py_XDECREF(obj) for what a task step leaves behind (its ready entry's
+ * references, the future it waited on, an exception): the last reference
+ * may run Python code (a __del__), which must see no current task, as in
+ * asyncio -- so the left task is hidden first.  An object that survives costs
+ * one test.  0, or -1 with an exception set (obj is released anyway). */
+static inline int
+fl_loop_release_after_step(FLLoop *loop, PyObject *obj)
+{
+    int rc = 0;
+    if (obj != NULL) {
+        if (loop != NULL && loop->task_left_in_dict == FL_LEFT_TASK &&
+            Py_REFCNT(obj) == 1) {
+            rc = fl_loop_hide_keeping_error(loop);
+        }
+        Py_DECREF(obj);
+    }
+    return rc;
+}
+
 /* The ready-queue functions that run a fastloop Task step (task.c). */
 int fl_task_step_ready(PyObject *task, PyObject *exc);
 int fl_task_wakeup_ready(PyObject *task, PyObject *fut);
@@ -132,6 +187,8 @@ fl_loop_enqueue(FLLoop *self, fl_ready_fn fn, PyObject *a, PyObject *b)
     if (self->ready_len == self->ready_cap && fl_loop_ready_grow(self) < 0) {
         return -1;
     }
+    assert(self->ready_len < self->ready_cap);
+    assert((self->ready_cap & (self->ready_cap - 1)) == 0);
     fl_ready_entry *e = &self->ready[(self->ready_head + self->ready_len) &
                                      (self->ready_cap - 1)];
     e->fn = fn;
@@ -160,8 +217,34 @@ void fl_loop_report_exception(PyObject *loop, const char *message,
                               PyObject *exc, PyObject *extra_key,
                               PyObject *extra);
 
-/* RuntimeError('Event loop is closed') when closed; 0 otherwise. */
-int fl_loop_check_closed(FLLoop *loop);
+/* RuntimeError('Event loop is closed') when closed, or when it cannot be
+ * used at all (its __init__ never ran: Loop.__new__(Loop)); 0 otherwise.
+ * For the methods asyncio refuses on a closed loop. */
+int fl_loop_check_closed_slow(FLLoop *loop);
+
+/* RuntimeError when the loop's __init__ never ran; 0 otherwise (a closed
+ * loop passes).  For the methods asyncio still answers on a closed loop. */
+int fl_loop_check_init_slow(FLLoop *loop);
+
+static inline int
+fl_loop_check_init(FLLoop *loop)
+{
+    return loop->initialized ? 0 : fl_loop_check_init_slow(loop);
+}
+
+/* The loop has its libev loop and is not closed: it can poll, watch fds
+ * and wake up. */
+static inline int
+fl_loop_usable(FLLoop *loop)
+{
+    return !loop->closed && loop->evloop != NULL;
+}
+
+static inline int
+fl_loop_check_closed(FLLoop *loop)
+{
+    return fl_loop_usable(loop) ? 0 : fl_loop_check_closed_slow(loop);
+}
 
 /* Debug-mode check that the caller runs in the loop's thread. */
 int fl_loop_check_thread(FLLoop *loop);
@@ -171,7 +254,7 @@ int fl_loop_check_thread(FLLoop *loop);
 static inline int
 fl_loop_check_schedulable(FLLoop *loop)
 {
-    if (loop->closed && fl_loop_check_closed(loop) < 0) {
+    if (!fl_loop_usable(loop) && fl_loop_check_closed_slow(loop) < 0) {
         return -1;
     }
     if (loop->debug && fl_loop_check_thread(loop) < 0) {

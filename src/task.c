@@ -104,6 +104,14 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
     return call_registry(fl_fstate.leave_task, loop, (PyObject *)task);
 }
 
+int
+fl_task_hide_left_task(FLLoop *fl)
+{
+    /* Steps never leave their task behind on 3.14+. */
+    assert(fl->task_left_in_dict == FL_LEFT_NOTHING);
+    return 0;
+}
+
 /* asyncio links a registered Task (a subclass of its C Task, as fastloop's
  * is) into a per-thread list through the base's storage, and unlinks it
  * when the task finishes: fastloop's tasks finish in their own code, so
@@ -217,17 +225,21 @@ enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
     if (hash == -1) {
         return -1;
     }
-    if (fl != NULL && fl->task_left_in_dict) {
-        /* The previous step's task is still there: replace it (see
-         * fl_loop_flush_current_task). */
-        fl->task_left_in_dict = 0;
+    if (fl != NULL && fl->task_left_in_dict != FL_LEFT_NOTHING) {
+        /* The previous step's task (or None over it) is still there:
+         * replace it (see fl_loop_flush_current_task). */
+        fl->task_left_in_dict = FL_LEFT_NOTHING;
     } else {
         PyObject *cur = current_tasks_get(loop, hash);
         if (cur != NULL) {
+            /* Held: the reprs run Python code, which may change the
+             * dict. */
+            Py_INCREF(cur);
             PyErr_Format(PyExc_RuntimeError,
                          "Cannot enter into task %R while another task %R "
                          "is being executed.",
                          task, cur);
+            Py_DECREF(cur);
             return -1;
         }
         if (PyErr_Occurred()) {
@@ -256,16 +268,28 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
         if (cur == NULL && PyErr_Occurred()) {
             return -1;
         }
+        cur = Py_NewRef(cur ? cur : Py_None); /* the reprs run code */
         PyErr_Format(PyExc_RuntimeError,
                      "Leaving task %R does not match the current task %R.",
-                     task, cur ? cur : Py_None);
+                     task, cur);
+        Py_DECREF(cur);
         return -1;
     }
     if (may_defer && fl != NULL && fl->in_run_batch) {
-        fl->task_left_in_dict = 1;
+        assert(fl->task_left_in_dict == FL_LEFT_NOTHING && fl->hash != 0);
+        fl->task_left_in_dict = FL_LEFT_TASK;
         return 0;
     }
     return PyDict_DelItem(fl_fstate.current_tasks, loop);
+}
+
+int
+fl_task_hide_left_task(FLLoop *fl)
+{
+    assert(fl->task_left_in_dict == FL_LEFT_TASK && fl->hash != 0);
+    fl->task_left_in_dict = FL_LEFT_NONE;
+    /* The value goes first (its release may run code), the key stays. */
+    return current_tasks_set((PyObject *)fl, fl->hash, Py_None);
 }
 #endif /* FL_CURRENT_TASK_ON_TSTATE */
 
@@ -378,6 +402,7 @@ task_step_soon_with_error(FLTask *task, const char *fmt, ...)
 int
 fl_task_schedule_wakeup(PyObject *task, FLFuture *fut)
 {
+    assert(FLTask_Check(task) && fut->state != FL_PENDING);
     if (fut->fast_loop) {
         if (fl_loop_check_schedulable((FLLoop *)fut->loop) < 0) {
             return -1;
@@ -600,6 +625,17 @@ fetch_stop_iteration_value(void)
     return value;
 }
 
+/* Py_XDECREF after a step that may have left its task current in
+ * _current_tasks (see fl_loop_release_after_step).  A failure to take the
+ * entry out is written as unraisable: the step itself stands. */
+static inline void
+release_after_step(FLLoop *fl, PyObject *obj)
+{
+    if (fl_loop_release_after_step(fl, obj) < 0) {
+        PyErr_WriteUnraisable((PyObject *)fl); /* obj may be gone */
+    }
+}
+
 /* Task.__step_run_and_handle_result: run the coroutine once. */
 static int
 task_step_run(FLTask *task, PyObject *exc)
@@ -680,10 +716,23 @@ task_step(FLTask *task, PyObject *exc)
                      exc ? exc : Py_None);
         return -1;
     }
+    if (task->fut.loop == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Task object is not initialized.");
+        return -1;
+    }
+    FLLoop *fl = task_fast_loop(task);
+    /* A step that left its task current runs only within a batch. */
+    assert(fl == NULL || fl->task_left_in_dict == FL_LEFT_NOTHING ||
+           fl->in_run_batch);
     PyObject *own_exc = NULL;
     if (task->must_cancel) {
         if (exc == NULL ||
             !PyErr_GivenExceptionMatches(exc, fl_fstate.CancelledError)) {
+            /* Allocating may run the garbage collector (and __del__s):
+             * not with the previous step's task still current. */
+            if (fl != NULL && fl_loop_hide_left_task(fl) < 0) {
+                return -1;
+            }
             exc = own_exc = fl_future_make_cancelled_error(&task->fut);
             if (exc == NULL) {
                 return -1;
@@ -691,12 +740,14 @@ task_step(FLTask *task, PyObject *exc)
         }
         task->must_cancel = 0;
     }
-    Py_CLEAR(task->fut_waiter);
+    PyObject *waiter = task->fut_waiter;
+    task->fut_waiter = NULL;
+    release_after_step(fl, waiter);
 
     /* Held across the step: the coroutine may drop the last other reference
      * to the task, or even re-initialise it. */
     PyObject *loop = Py_NewRef(task->fut.loop);
-    FLLoop *fl = task_fast_loop(task);
+    fl = task_fast_loop(task);
     Py_INCREF(task);
     int rc = enter_task(task, loop, fl);
     if (rc == 0) {
@@ -715,9 +766,12 @@ task_step(FLTask *task, PyObject *exc)
         }
         fl_err_restore(err);
     }
+    /* The step may have left its task current (see leave_task); the task
+     * itself outlives this (its caller holds it). */
+    assert(Py_REFCNT(task) > 1);
     Py_DECREF(task);
-    Py_DECREF(loop);
-    Py_XDECREF(own_exc);
+    release_after_step(fl, loop);
+    release_after_step(fl, own_exc);
     return rc;
 }
 
@@ -730,11 +784,20 @@ task_wakeup(FLTask *task, PyObject *fut)
         return -1;
     }
 #endif
-    if (FLFuture_CheckExact(fut) || FLTask_CheckExact(fut)) {
+    int fast_future = FLFuture_CheckExact(fut) || FLTask_CheckExact(fut);
+    if (fast_future && ((FLFuture *)fut)->state == FL_FINISHED &&
+        ((FLFuture *)fut)->exception == NULL) {
+        return task_step(task, NULL);
+    }
+    /* What follows may run Python code (a foreign result(), allocations
+     * that collect garbage): not with the previous step's task current,
+     * which asyncio's wakeup never sees. */
+    FLLoop *fl = task_fast_loop(task);
+    if (fl != NULL && fl_loop_hide_left_task(fl) < 0) {
+        return -1;
+    }
+    if (fast_future) {
         FLFuture *f = (FLFuture *)fut;
-        if (f->state == FL_FINISHED && f->exception == NULL) {
-            return task_step(task, NULL);
-        }
         PyObject *res = fl_future_get_result(f);
         if (res != NULL) {
             Py_DECREF(res);
@@ -750,7 +813,7 @@ task_wakeup(FLTask *task, PyObject *fut)
     /* This may also be a cancellation. */
     PyObject *exc = fl_err_fetch();
     int rc = task_step(task, exc);
-    Py_DECREF(exc);
+    release_after_step(task_fast_loop(task), exc);
     return rc;
 }
 
