@@ -155,8 +155,10 @@ def test_uninitialised_loop_error_message():
     raw = _core.Loop.__new__(_core.Loop)
     with pytest.raises(RuntimeError, match="not initialized"):
         raw._run_once()
+    coro = asyncio.sleep(0)
     with pytest.raises(RuntimeError, match="not initialized"):
-        fastloop.Task(asyncio.sleep(0), loop=raw)
+        fastloop.Task(coro, loop=raw)
+    coro.close()
     raw2 = fastloop.Loop.__new__(fastloop.Loop)
     with pytest.raises(RuntimeError, match="not initialized"):
         raw2.call_soon(print)
