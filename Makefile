@@ -32,13 +32,9 @@ STAMP := $(VENV)/.fastloop-installed
 # wheel directory) bootstrap pip from the wheel shipped beside them.
 PIP_WHEEL = $(firstword $(wildcard $(dir $(PY))../share/python-wheels/pip-*.whl))
 export FASTLOOP_WERROR := 1
-# A debug build of CPython (python3.14d): fastloop's asserts on too, and
-# only the test extra (the bench extra has no wheels for its ABI).
+# A debug build of CPython (python3.14d): fastloop's asserts on too.
 ifneq ($(filter %d,$(PYVER)),)
 export FASTLOOP_DEBUG := 1
-EXTRAS := test
-else
-EXTRAS := test,bench
 endif
 
 .PHONY: all build test test-asan test-debug refleak fuzz bench bench-instructions compat ecosystem libev clean format
@@ -56,7 +52,7 @@ $(STAMP): pyproject.toml setup.py | libev
 	$(PY) -m venv --without-pip $(VENV)
 	$(VPY) -m ensurepip >/dev/null 2>&1 || $(VPY) $(or $(PIP_WHEEL),no-pip-wheel-beside-$(PY))/pip install -q pip
 	$(VPY) -m pip install -q --upgrade pip setuptools wheel
-	$(VPY) -m pip install -q --no-build-isolation -e '.[$(EXTRAS)]'
+	$(VPY) -m pip install -q --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
 build: $(STAMP)
@@ -66,15 +62,17 @@ build: $(STAMP)
 test: build
 	$(VPY) -m pytest -q tests --ignore=tests/ecosystem
 	@echo "=== the same with libev's per-fd watchers (FASTLOOP_IO_BACKEND=libev) ==="
-	FASTLOOP_IO_BACKEND=libev $(VPY) -m pytest -q tests --ignore=tests/ecosystem
+	FASTLOOP_IO_BACKEND=libev $(VPY) -m pytest -q tests --ignore=tests/ecosystem -m "not backend_independent"
 
-# The extra's requirements (markers and all) straight from pyproject.toml:
-# installing '.[ecosystem]' would rebuild fastloop itself for nothing.
-ECO_STAMP := $(VENV)/.fastloop-ecosystem
-$(ECO_STAMP): $(STAMP) pyproject.toml
-	$(VPY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['ecosystem']))" >$(VENV)/ecosystem-requirements.txt
-	$(VPY) -m pip install -q -r $(VENV)/ecosystem-requirements.txt
-	touch $(ECO_STAMP)
+# Another extra's requirements (markers and all) straight from
+# pyproject.toml, once per venv: installing '.[bench]' would rebuild
+# fastloop itself for nothing.
+$(VENV)/.fastloop-extra-%: $(STAMP) pyproject.toml
+	$(VPY) -c "import tomllib, sys; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies'][sys.argv[1]]))" $* >$(VENV)/$*-requirements.txt
+	$(VPY) -m pip install -q -r $(VENV)/$*-requirements.txt
+	touch $@
+ECO_STAMP := $(VENV)/.fastloop-extra-ecosystem
+BENCH_STAMP := $(VENV)/.fastloop-extra-bench
 
 ecosystem: build $(ECO_STAMP)
 	@$(VPY) -m pip list --format=freeze 2>/dev/null | grep -iE '^(tornado|anyio|aiohttp|uvicorn|httptools|h11|httpx|pytest-asyncio|pytest)==' | tr '\n' ' '; echo
@@ -120,10 +118,10 @@ fuzz: build
 	FASTLOOP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FASTLOOP_FUZZ_SEED=$$seed \
 	    $(VPY) -m pytest -q -p no:cacheprovider tests/test_differential.py -k observes
 
-bench: build
+bench: build $(BENCH_STAMP)
 	$(VPY) -m benchmarks
 
-bench-instructions: build
+bench-instructions: build $(BENCH_STAMP)
 	@command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq valgrind; }
 	$(VPY) -m benchmarks --instructions
 

@@ -13,7 +13,8 @@ Only fastloop is checked: a test's stock-asyncio parametrisation
 references.  Tests that use ``child_env`` (they run fastloop in child
 processes) or pytest's ``tmp_path`` (which registers an atexit callback for
 every directory it makes) run once, unrepeated: the parent's counts would
-only measure pytest.  Timeouts are scaled for the debug build.
+only measure pytest.  So do tests marked ``refleak_once`` (too long to
+repeat).  Timeouts are scaled for the debug build.
 
 Used by ``make test-debug`` (tests/conftest.py imports the hooks).
 """
@@ -87,7 +88,9 @@ UNREPEATED_FIXTURES = {"child_env", "tmp_path", "tmp_path_factory", "tmpdir"}
 
 
 def _runs_once(item):
-    return not UNREPEATED_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+    return (item.get_closest_marker("refleak_once") is not None
+            or not UNREPEATED_FIXTURES.isdisjoint(
+                getattr(item, "fixturenames", ())))
 
 
 def _snapshot(refs, blocks, i):

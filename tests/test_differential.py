@@ -71,6 +71,8 @@ def check_program(program):
 
 
 @pytest.mark.timeout(300 + EXAMPLES // 5)
+@pytest.mark.backend_independent
+@pytest.mark.refleak_once
 @FUZZ_SETTINGS
 @given(gen.programs)
 def test_fastloop_observes_what_asyncio_observes(program):

@@ -1026,6 +1026,7 @@ def test_cancelling_tasks_that_await_each_other_raises_recursion_error(
     assert out == "RecursionError\nFalse True\nFalse True\n"
 
 
+@pytest.mark.backend_independent
 def test_cancelling_the_end_of_a_long_chain_of_tasks(loop_factory,
                                                      child_env):
     out = run_child(loop_factory, child_env, """
