@@ -30,21 +30,31 @@ task_fast_loop(FLTask *task)
     return task->fut.fast_loop ? (FLLoop *)task->fut.loop : NULL;
 }
 
-/* asyncio's C Task of 3.11-3.13 reads its coroutine (get_coro) and context
+/* Fields of asyncio's C Task that fastloop mirrors into the base's storage,
+ * at offsets known for each version and checked at init (0: not mirrored).
+ * 3.11-3.13: asyncio's methods read the coroutine (get_coro) and context
  * (get_context) without checking them, so asyncio.Task.get_coro(t) crashes
  * on any Task its own __init__ did not initialise (stock asyncio's too).
- * fastloop mirrors the two into the base's storage, at offsets known for
- * each version and checked at init (0: not mirrored), so that asyncio's
- * methods called unbound on a fastloop Task answer correctly. */
-#if PY_VERSION_HEX < 0x030E0000
-static Py_ssize_t base_coro_offset, base_context_offset;
+ * 3.14+: `python -m asyncio ps/pstree` reads a task's name, coroutine and
+ * "is a task" flag straight from the struct, in another process. */
+static Py_ssize_t base_coro_offset, base_context_offset, base_name_offset,
+    base_is_task_offset, base_node_offset;
 
+/* What the base's coroutine field holds once the task is done: asyncio's
+ * own Task clears it from 3.14 on; before, its get_coro reads it blindly. */
+#if PY_VERSION_HEX >= 0x030E0000
+#define BASE_DONE_CORO NULL
+#else
+#define BASE_DONE_CORO Py_None
+#endif
+
+/* `value` may be NULL. */
 static inline void
 mirror_in_base(FLTask *task, Py_ssize_t offset, PyObject *value)
 {
     if (offset != 0) {
         PyObject **slot = (PyObject **)((char *)task + offset);
-        Py_XSETREF(*slot, Py_NewRef(value));
+        Py_XSETREF(*slot, Py_XNewRef(value));
     }
 }
 
@@ -52,24 +62,61 @@ static int
 init_base_mirror(void)
 {
 #if PY_VERSION_HEX < 0x030D0000
-    const Py_ssize_t size = 176, coro = 136, context = 152;
+    const Py_ssize_t size = 176, coro = 136, context = 152, name = 0,
+                     is_task = 0, node = 0, future_size = 0;
+#elif PY_VERSION_HEX < 0x030E0000
+    const Py_ssize_t size = 144, coro = 120, context = 136, name = 0,
+                     is_task = 0, node = 0, future_size = 0;
+#elif !defined(Py_GIL_DISABLED)
+    /* FutureObj_HEAD ends with its state, two flag bytes (is_task at 108)
+     * and bit fields; TaskObj then has its counters, fut_waiter, coro,
+     * name, context and the task-list node. */
+    const Py_ssize_t size = 168, coro = 128, name = 136, context = 144,
+                     is_task = 108, node = 152, future_size = 112;
 #else
-    const Py_ssize_t size = 144, coro = 120, context = 136;
+    const Py_ssize_t size = -1, coro = 0, context = 0, name = 0, is_task = 0,
+                     node = 0, future_size = 0;
 #endif
-    if (fl_asyncio_task_type->tp_basicsize == size) {
+    if (fl_asyncio_task_type->tp_basicsize == size &&
+        (future_size == 0 ||
+         fl_asyncio_future_type->tp_basicsize == future_size)) {
         base_coro_offset = coro;
         base_context_offset = context;
+        base_name_offset = name;
+        base_is_task_offset = is_task;
+        base_node_offset = node;
     }
     return 0;
 }
-#else
-static inline void
-mirror_in_base(FLTask *task, int offset, PyObject *value)
+
+/* 3.14+: whether asyncio's task list links the task (the node's first
+ * pointer is NULL until it is linked and again once it is unlinked). */
+static inline int
+task_linked_in_base(FLTask *task)
 {
+    return *(void **)((char *)task + base_node_offset) != NULL;
 }
-#define base_coro_offset 0
-#define base_context_offset 0
-#endif
+
+/* The name the base holds: the given one, or (3.14+, as asyncio's own Task
+ * does) the number of a default Task-N name. */
+static int
+mirror_name_in_base(FLTask *task)
+{
+    if (base_name_offset == 0) {
+        return 0;
+    }
+    if (task->name != NULL) {
+        mirror_in_base(task, base_name_offset, task->name);
+        return 0;
+    }
+    PyObject *number = PyLong_FromUnsignedLongLong(task->name_id);
+    if (number == NULL) {
+        return -1;
+    }
+    mirror_in_base(task, base_name_offset, number);
+    Py_DECREF(number);
+    return 0;
+}
 
 #if FL_CURRENT_TASK_ON_TSTATE
 /* fn(a, b) for asyncio's task-registry functions; 0 or -1. */
@@ -926,7 +973,7 @@ task_eager_start(FLTask *task)
     Py_DECREF(loop);
     if (task->fut.state != FL_PENDING) {
         Py_CLEAR(task->coro);
-        mirror_in_base(task, base_coro_offset, Py_None);
+        mirror_in_base(task, base_coro_offset, BASE_DONE_CORO);
     } else if (rc == 0) {
         rc = register_task(self);
     }
@@ -977,7 +1024,7 @@ task_eager_start(FLTask *task)
     Py_DECREF(loop);
     if (task->fut.state != FL_PENDING) {
         Py_CLEAR(task->coro);
-        mirror_in_base(task, base_coro_offset, Py_None);
+        mirror_in_base(task, base_coro_offset, BASE_DONE_CORO);
     } else if (rc == 0) {
         rc = register_task(self);
     }
@@ -1050,6 +1097,12 @@ task_init_impl(FLTask *task, PyObject *coro, PyObject *loop, PyObject *name,
     }
     mirror_in_base(task, base_coro_offset, coro);
     mirror_in_base(task, base_context_offset, task->context);
+    if (base_is_task_offset != 0) {
+        *((char *)task + base_is_task_offset) = 1;
+    }
+    if (mirror_name_in_base(task) < 0) {
+        return -1;
+    }
 
 #if PY_VERSION_HEX >= 0x030C0000
     if (eager_start) {
@@ -1385,6 +1438,7 @@ Task_set_name(FLTask *task, PyObject *value)
         return NULL;
     }
     Py_XSETREF(task->name, s);
+    mirror_in_base(task, base_name_offset, s);
     Py_RETURN_NONE;
 }
 
@@ -1606,13 +1660,15 @@ Task_dealloc(FLTask *task)
          * but code calling asyncio.tasks._register_task() again may have
          * linked it back.  asyncio's function only unlinks (no reference is
          * taken); unlinking twice is harmless. */
-        PyObject *saved = fl_err_fetch();
-        PyObject *arg = (PyObject *)task;
-        PyObject *res =
-            PyObject_Vectorcall(fl_fstate.unregister_task, &arg, 1, NULL);
-        Py_XDECREF(res);
-        PyErr_Clear();
-        fl_err_restore(saved);
+        if (base_node_offset == 0 || task_linked_in_base(task)) {
+            PyObject *saved = fl_err_fetch();
+            PyObject *arg = (PyObject *)task;
+            PyObject *res =
+                PyObject_Vectorcall(fl_fstate.unregister_task, &arg, 1, NULL);
+            Py_XDECREF(res);
+            PyErr_Clear();
+            fl_err_restore(saved);
+        }
     }
 #endif
     if (!fl_future_dealloc_begin(&task->fut, (inquiry)Task_clear, finalize)) {
@@ -1675,11 +1731,9 @@ set_slot(PyType_Slot *slots, int id, void *value)
 int
 fl_task_init(PyObject *module)
 {
-#if PY_VERSION_HEX < 0x030E0000
     if (init_base_mirror() < 0) {
         return -1;
     }
-#endif
     /* fastloop.Task is not a subclass of fastloop.Future (its base is
      * asyncio's Task), so Future's methods, attributes and slots become
      * Task's own, as in asyncio's C Task; none of the asyncio base's may

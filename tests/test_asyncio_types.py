@@ -276,6 +276,10 @@ def test_all_tasks_sees_pending_tasks_only(loop):
 
 
 def test_a_finished_task_registered_again_is_freed_safely(loop):
+    if not isinstance(loop, fastloop.Loop) and hasattr(sys, "gettotalrefcount"):
+        pytest.skip("a debug build's asyncio asserts a finished task is "
+                    "never registered again (release builds go on)")
+
     async def main():
         task = asyncio.create_task(asyncio.sleep(0))
         await task
@@ -288,3 +292,53 @@ def test_a_finished_task_registered_again_is_freed_safely(loop):
     ref, done = loop.run_until_complete(main())
     assert ref() is None
     assert done == [False]
+
+
+PS_PROGRAM = """
+import asyncio
+async def leaf():
+    await asyncio.sleep(60)
+async def branch():
+    await asyncio.gather(leaf(), leaf())
+async def main():
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(branch(), name="branch-1")
+        tg.create_task(branch())
+        asyncio.get_running_loop().call_soon(lambda: print("ready", flush=True))
+asyncio.run(main(), loop_factory=lambda: %s)
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14),
+                    reason="python -m asyncio ps/pstree are new in 3.14")
+@pytest.mark.parametrize("tool", ["ps", "pstree"])
+def test_python_m_asyncio_tools_show_the_tasks_of_another_process(
+        loop_factory, child_env, tool):
+    import re
+
+    source = PS_PROGRAM % loop_factory.new_loop_source
+    child = subprocess.Popen([sys.executable, "-c", source], env=child_env,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        result = subprocess.run(
+            [sys.executable, "-m", "asyncio", tool, str(child.pid)],
+            env=child_env, capture_output=True, text=True, timeout=30)
+    finally:
+        child.kill()
+        child.wait()
+    if "Operation not permitted" in result.stderr:
+        pytest.skip("this environment does not allow reading another "
+                    "process's memory (ptrace)")
+    assert result.returncode == 0, result.stderr
+    # Task ids are addresses and the thread id varies: compare the rest.
+    shown = re.sub(r"0x[0-9a-f]+|^\d+ ", "", result.stdout, flags=re.M)
+    for name in ("Task-1", "branch-1", "Task-2", "Task-3", "Task-6"):
+        assert name in shown
+    if tool == "ps":
+        rows = [line.split() for line in shown.splitlines()[2:]]
+        assert len(rows) == 7
+        assert sum("leaf" in line for line in shown.splitlines()) == 4
+    else:
+        assert shown.count("(T)") == 7
+        assert shown.count("sleep") == 4
