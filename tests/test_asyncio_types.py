@@ -327,6 +327,7 @@ def test_python_m_asyncio_tools_show_the_tasks_of_another_process(
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()
     if "Operation not permitted" in result.stderr:
         pytest.skip("this environment does not allow reading another "
                     "process's memory (ptrace)")
