@@ -15,7 +15,7 @@ import sys
 import threading
 import warnings
 import weakref
-from asyncio import events, unix_events
+from asyncio import constants, events, sslproto, unix_events
 from asyncio.log import logger
 
 from . import _core
@@ -55,6 +55,34 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
     # C methods of _core.Loop's type: fastloop.Future and fastloop.Task.
     create_future = _core._loop_create_future
     create_task = _core._loop_create_task
+
+    # ---- transports: the C stream transport for TCP and Unix sockets ----
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *,
+                               extra=None, server=None, context=None):
+        if sys.version_info >= (3, 12):
+            self._ensure_fd_no_transport(sock)
+        return _core.SocketTransport(self, sock, protocol, waiter, extra,
+                                     server, context)
+
+    def _make_ssl_transport(
+            self, rawsock, protocol, sslcontext, waiter=None,
+            *, server_side=False, server_hostname=None,
+            extra=None, server=None,
+            ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+            ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
+            context=None):
+        # asyncio's SSLProtocol over the C transport.
+        if sys.version_info >= (3, 12):
+            self._ensure_fd_no_transport(rawsock)
+        ssl_protocol = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter,
+            server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
+        _core.SocketTransport(self, rawsock, ssl_protocol, None, extra,
+                              server, context)
+        return ssl_protocol._app_transport
 
     def __repr__(self):
         return (

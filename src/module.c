@@ -172,7 +172,8 @@ PyInit__core(void)
     }
     if (fill_state() < 0 || fl_handle_init(module) < 0 ||
         fl_loop_init(module) < 0 || fl_io_init(module) < 0 ||
-        fl_future_init(module) < 0 || fl_task_init(module) < 0) {
+        fl_future_init(module) < 0 || fl_task_init(module) < 0 ||
+        fl_stream_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }
