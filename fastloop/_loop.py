@@ -65,6 +65,26 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
         return _core.SocketTransport(self, sock, protocol, waiter, extra,
                                      server, context)
 
+    def _start_serving(self, protocol_factory, sock,
+                       sslcontext=None, server=None, backlog=100,
+                       ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+                       ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
+                       context=None):
+        # The accept loop in C (server.c); _stop_serving stays asyncio's.
+        _core._start_serving(self, protocol_factory, sock, sslcontext,
+                             server, backlog, ssl_handshake_timeout,
+                             ssl_shutdown_timeout, context)
+
+    def _accept_connection(
+            self, protocol_factory, sock,
+            sslcontext=None, server=None, backlog=100,
+            ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+            ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
+            context=None):
+        _core._accept_connection(self, protocol_factory, sock, sslcontext,
+                                 server, backlog, ssl_handshake_timeout,
+                                 ssl_shutdown_timeout, context)
+
     def _make_ssl_transport(
             self, rawsock, protocol, sslcontext, waiter=None,
             *, server_side=False, server_hostname=None,

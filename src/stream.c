@@ -1848,10 +1848,11 @@ stream_setup(FLStream *t, FLLoop *loop, PyObject *sock, int fd,
         return -1;
     }
     if (server != NULL && server != Py_None) {
-        Py_XSETREF(t->server, Py_NewRef(server));
         if (server_attach(server, (PyObject *)t) < 0) {
             return -1;
         }
+        /* Attached: detached again if the rest fails (stream_unsetup). */
+        Py_XSETREF(t->server, Py_NewRef(server));
     }
     PyObject *transports = PyObject_GetAttr((PyObject *)loop, str_transports);
     PyObject *fdobj = transports ? PyLong_FromLong(fd) : NULL;
@@ -1883,6 +1884,27 @@ stream_setup(FLStream *t, FLLoop *loop, PyObject *sock, int fd,
     return rc;
 }
 
+/* A transport whose setup failed: detached from its server, and its
+ * socket left to the caller (no "unclosed transport" warning).  The
+ * current exception is kept. */
+static void
+stream_unsetup(FLStream *t, int keep_sock)
+{
+    PyObject *exc = fl_err_fetch();
+    if (t->server != NULL) {
+        PyObject *server = t->server;
+        t->server = NULL;
+        if (server_detach(server, (PyObject *)t) < 0) {
+            PyErr_WriteUnraisable((PyObject *)t);
+        }
+        Py_DECREF(server);
+    }
+    if (!keep_sock) {
+        Py_CLEAR(t->sock);
+    }
+    fl_err_restore(exc);
+}
+
 PyObject *
 fl_stream_new(FLLoop *loop, PyObject *sock, int fd, PyObject *protocol,
               PyObject *waiter, PyObject *extra, PyObject *server,
@@ -1894,6 +1916,7 @@ fl_stream_new(FLLoop *loop, PyObject *sock, int fd, PyObject *protocol,
     }
     if (stream_setup(t, loop, sock, fd, protocol, waiter, extra, server,
                      context) < 0) {
+        stream_unsetup(t, 0);
         Py_DECREF(t);
         return NULL;
     }
@@ -1928,6 +1951,9 @@ stream_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (stream_setup(t, (FLLoop *)loop, sock, -1, protocol,
                      waiter == Py_None ? NULL : waiter,
                      extra == Py_None ? NULL : extra, server, context) < 0) {
+        /* As asyncio's: the socket is the transport's now, and closed
+         * (with a ResourceWarning) when it goes. */
+        stream_unsetup(t, 1);
         Py_DECREF(t);
         return NULL;
     }
