@@ -31,7 +31,7 @@ STAMP := $(VENV)/.fastloop-installed
 PIP_WHEEL = $(firstword $(wildcard $(dir $(PY))../share/python-wheels/pip-*.whl))
 export FASTLOOP_WERROR := 1
 
-.PHONY: all build test bench bench-instructions compat libev clean format
+.PHONY: all build test bench bench-instructions bench-tools compat libev clean format
 
 all: build
 
@@ -60,10 +60,21 @@ test: build
 compat: build
 	$(VPY) tests/cpython/run.py
 
-bench: build
+# The network benchmarks' load: wrk, and OpenSSL's headers for the C load
+# generator's TLS mode (Debian packages).
+bench-tools:
+	@missing=""; command -v wrk >/dev/null || missing="$$missing wrk"; \
+	[ -e /usr/include/openssl/ssl.h ] || missing="$$missing libssl-dev"; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing$$missing"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+bench: build bench-tools
 	$(VPY) -m benchmarks
 
-bench-instructions: build
+bench-instructions: build bench-tools
 	@command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq valgrind; }
 	$(VPY) -m benchmarks --instructions
 

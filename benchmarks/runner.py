@@ -246,7 +246,11 @@ def run_suite(benches, loops, args):
     {bench: {loop: [result per repetition]}}."""
     mode = "instr" if args.instructions else "time"
     samples = {b.name: {loop: [] for loop in loops} for b in benches}
-    total = args.repeat * len(benches) * len(loops)
+    def applies(bench, loop):
+        return loop != loopmod.CEILING or bench.ceiling
+
+    total = args.repeat * sum(applies(b, loop) for b in benches
+                              for loop in loops)
     done = 0
     scratch = tempfile.mkdtemp(prefix="fastloop-bench-")
     try:
@@ -255,6 +259,8 @@ def run_suite(benches, loops, args):
             order = loops[rep % len(loops):] + loops[:rep % len(loops)]
             for bench in benches:
                 for loop in order:
+                    if not applies(bench, loop):
+                        continue
                     started = time.monotonic()
                     if mode == "instr":
                         result = measure_instr(bench, loop, args, lib,
@@ -298,7 +304,15 @@ def summarize(benches, loops, samples, mode):
                     entry["ops_per_sec"] = 1e9 / med if med else None
             per_loop[loop] = entry
         ratios = {}
+        if bench.ceiling and loopmod.CEILING in loops \
+                and loopmod.SUBJECT in loops:
+            ratio = paired_ratio(samples[bench.name][loopmod.SUBJECT],
+                                 samples[bench.name][loopmod.CEILING])
+            if ratio is not None:
+                ratios[f"{loopmod.SUBJECT}/{loopmod.CEILING}"] = ratio
         for loop in loops:
+            if loop == loopmod.CEILING:
+                continue
             for ref in loopmod.REFERENCES:
                 if loop == ref or ref not in loops:
                     continue
