@@ -419,52 +419,50 @@ def _wrk():
     return path
 
 
-WRK_SCRIPT = """
-local n = 0
-function response(status, headers, body)
-  n = n + 1
-  if n >= %d then wrk.thread:stop() end
-end
-"""
+class CountingHttpProtocol(HttpProtocol):
+    """HttpProtocol that tells when the run's last request was answered."""
+
+    answered = 0
+    target = None  # (count, future)
+
+    def on_message_complete(self):
+        super().on_message_complete()
+        cls = CountingHttpProtocol
+        cls.answered += 1
+        if cls.target is not None and cls.answered >= cls.target[0]:
+            fut = cls.target[1]
+            cls.target = None
+            fut.set_result(None)
 
 
 @benchmark("http_wrk_c10", group="network", op="one request",
            instr_ops=2_000, warmup_ops=2_000)
 def http_wrk(loop):
     """One op = one HTTP/1.1 keep-alive GET answered by the httptools
-    Protocol server, under wrk (-t1 -c10; a Lua script stops it after N
-    responses: a few requests in flight then are answered but not counted,
-    the same for every loop)."""
+    Protocol server, under wrk (-t1 -c10, started for each run and stopped
+    with SIGINT once the server has answered N requests: each run also
+    accepts and closes wrk's 10 connections)."""
+    import signal
     wrk = _wrk()
     server = loop.run_until_complete(
-        loop.create_server(HttpProtocol, "127.0.0.1", 0))
+        loop.create_server(CountingHttpProtocol, "127.0.0.1", 0))
     host, port = server.sockets[0].getsockname()[:2]
-    scratch = tempfile.mkdtemp(prefix="fastloop-wrk-")
 
     def run(n):
-        script = os.path.join(scratch, "stop.lua")
-        with open(script, "w") as f:
-            f.write(WRK_SCRIPT % n)
-        proc = subprocess.Popen(
-            [wrk, "-t1", "-c10", "-d600s", "-s", script,
-             f"http://{host}:{port}/"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         done = loop.create_future()
-        # wrk's exit, seen by the loop under test without a child watcher.
-        pidfd = os.pidfd_open(proc.pid)
-
-        def exited():
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
+        CountingHttpProtocol.target = (CountingHttpProtocol.answered + n,
+                                       done)
+        proc = subprocess.Popen(
+            [wrk, "-t1", "-c10", "-d600s", f"http://{host}:{port}/"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            loop.run_until_complete(done)
+        finally:
+            proc.send_signal(signal.SIGINT)
             proc.wait()
-            done.set_result(None)
-
-        loop.add_reader(pidfd, exited)
-        loop.run_until_complete(done)
 
     def close():
         server.close()
         loop.run_until_complete(server.wait_closed())
-        shutil.rmtree(scratch, ignore_errors=True)
 
     return run, close
