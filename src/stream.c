@@ -38,6 +38,9 @@
 
 /* asyncio's _SelectorTransport.max_size: what one recv() asks for. */
 #define FL_READ_SIZE (256 * 1024)
+/* A read at least this large makes the transport's next read go straight
+ * into a bytes object (read_large). */
+#define FL_LARGE_READ (32 * 1024)
 /* iovecs per sendmsg(). */
 #define FL_IOV_BATCH 128
 
@@ -52,6 +55,10 @@ static PyObject *connection_closed_msg; /* "Connection is closed by peer" */
 static Py_ssize_t log_threshold_connlost_writes;
 static Py_ssize_t extra_offset; /* BaseTransport's _extra slot */
 static char *read_buffer;       /* FL_READ_SIZE bytes, made on first use */
+/* Large reads (see read_large): a bytes object of FL_READ_SIZE bytes that
+ * recv() fills directly, handed to data_received() shrunk to what came in,
+ * and taken back when nobody kept it.  NULL when in use or not made. */
+static PyObject *spare_bytes;
 
 static PyObject *str_connection_made, *str_data_received, *str_eof_received,
     *str_connection_lost, *str_get_buffer, *str_buffer_updated,
@@ -99,6 +106,7 @@ typedef struct {
     char protocol_paused; /* pause_writing() called, resume not yet */
     char buffered;        /* the protocol is a BufferedProtocol */
     char lost_done;       /* connection_lost has run (or is running) */
+    char large_reads;     /* the last read was at least FL_LARGE_READ */
 } FLStream;
 
 #define STREAM_EXTRA(t) (*(PyObject **)((char *)(t) + extra_offset))
@@ -795,6 +803,95 @@ read_buffered(FLStream *t)
     return 0;
 }
 
+/* Sets the length of a bytes object only this code holds (its
+ * allocation stays FL_READ_SIZE bytes), as _PyBytes_Resize would without
+ * moving it. */
+static void
+set_bytes_size(PyObject *b, Py_ssize_t n)
+{
+    assert(PyBytes_CheckExact(b) && Py_REFCNT(b) == 1 && n <= FL_READ_SIZE);
+    Py_SET_SIZE(b, n);
+    PyBytes_AS_STRING(b)[n] = '\0';
+    _Py_COMP_DIAG_PUSH _Py_COMP_DIAG_IGNORE_DEPR_DECLS((PyBytesObject *)b)
+        ->ob_shash = -1; /* no hash of other contents */
+    _Py_COMP_DIAG_POP
+}
+
+/* Gives the spare back (or drops it when the protocol kept it). */
+static void
+release_spare(PyObject *b)
+{
+    if (Py_REFCNT(b) == 1 && spare_bytes == NULL) {
+        set_bytes_size(b, FL_READ_SIZE);
+        spare_bytes = b;
+    } else {
+        Py_DECREF(b);
+    }
+}
+
+/* A read after a large one: recv() straight into a bytes object, which a
+ * large message then reaches data_received() in without being copied, and
+ * which is used again for the next read when the protocol did not keep it
+ * (no allocation per read either: asyncio allocates FL_READ_SIZE bytes for
+ * every recv(), which costs it an mmap or a heap trim per read past
+ * malloc's thresholds).  A small message is copied out as usual. */
+static int
+read_large(FLStream *t)
+{
+    PyObject *buf = spare_bytes;
+    spare_bytes = NULL;
+    if (buf == NULL) {
+        buf = PyBytes_FromStringAndSize(NULL, FL_READ_SIZE);
+        if (buf == NULL) {
+            return fatal_in_callback(t,
+                                     "Fatal read error on socket transport");
+        }
+    }
+    Py_ssize_t n = recv_retry(t->fd, PyBytes_AS_STRING(buf), FL_READ_SIZE);
+    if (n < 0) {
+        int err = errno;
+        release_spare(buf);
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            return 0;
+        }
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return fatal_in_callback(t, "Fatal read error on socket transport");
+    }
+    if (n == 0) {
+        release_spare(buf);
+        return on_eof(t);
+    }
+    t->large_reads = n >= FL_LARGE_READ;
+    PyObject *data;
+    if (t->large_reads) {
+        set_bytes_size(buf, n);
+        data = buf;
+        buf = NULL;
+    } else {
+        data = PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf), n);
+        release_spare(buf);
+        if (data == NULL) {
+            return fatal_in_callback(t,
+                                     "Fatal read error on socket transport");
+        }
+    }
+    int entered = ctx_enter(t);
+    PyObject *res = call_protocol(t, str_data_received, data);
+    ctx_exit(t, entered);
+    if (Py_SIZE(data) >= FL_LARGE_READ) {
+        release_spare(data);
+    } else {
+        Py_DECREF(data);
+    }
+    if (res == NULL) {
+        return fatal_in_callback(
+            t, "Fatal error: protocol.data_received() call failed.");
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
 /* The socket is readable (a ready-queue entry holds the transport). */
 static int
 read_ready(PyObject *self, PyObject *Py_UNUSED(unused))
@@ -808,6 +905,9 @@ read_ready(PyObject *self, PyObject *Py_UNUSED(unused))
     }
     if (t->buffered) {
         return read_buffered(t);
+    }
+    if (t->large_reads) {
+        return read_large(t);
     }
     if (read_buffer == NULL) {
         read_buffer = PyMem_RawMalloc(FL_READ_SIZE);
@@ -828,6 +928,7 @@ read_ready(PyObject *self, PyObject *Py_UNUSED(unused))
     if (n == 0) {
         return on_eof(t);
     }
+    t->large_reads = n >= FL_LARGE_READ;
     PyObject *data = PyBytes_FromStringAndSize(read_buffer, n);
     if (data == NULL) {
         return fatal_in_callback(t, "Fatal read error on socket transport");
