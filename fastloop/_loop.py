@@ -18,7 +18,7 @@ import weakref
 from asyncio import constants, events, sslproto, unix_events
 from asyncio.log import logger
 
-from . import _core
+from . import _core, _sslproto
 
 __all__ = ["Loop"]
 
@@ -95,7 +95,7 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
         # asyncio's SSLProtocol over the C transport.
         if sys.version_info >= (3, 12):
             self._ensure_fd_no_transport(rawsock)
-        ssl_protocol = sslproto.SSLProtocol(
+        ssl_protocol = _sslproto.SSLProtocol(
             self, protocol, sslcontext, waiter,
             server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,

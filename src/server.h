@@ -15,10 +15,16 @@ PyObject *fl_server_start_serving(PyObject *module, PyObject *const *args,
 PyObject *fl_server_accept_connection(PyObject *module, PyObject *const *args,
                                       Py_ssize_t nargs, PyObject *kwnames);
 
+/* tls.c: the C data path of asyncio's SSLProtocol (see there). */
+PyObject *fl_tls_methods(PyObject *module, PyObject *cls);
+
 #define FL_SERVER_FUNCTIONS                                                   \
-    {"_start_serving", (PyCFunction)(void (*)(void))fl_server_start_serving,  \
-     METH_FASTCALL | METH_KEYWORDS,                                           \
-     "Accept connections on a listening socket for loop."},                   \
+    {"_tls_methods", (PyCFunction)fl_tls_methods, METH_O,                     \
+     "The C methods of fastloop._sslproto's classes."},                       \
+        {"_start_serving",                                                    \
+         (PyCFunction)(void (*)(void))fl_server_start_serving,                \
+         METH_FASTCALL | METH_KEYWORDS,                                       \
+         "Accept connections on a listening socket for loop."},               \
     {                                                                         \
         "_accept_connection",                                                 \
             (PyCFunction)(void (*)(void))fl_server_accept_connection,         \

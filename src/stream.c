@@ -752,9 +752,12 @@ static int
 read_buffered(FLStream *t)
 {
     int entered = ctx_enter(t);
+    /* fastloop's SSLProtocol: its C methods, without a method call. */
+    int tls = Py_TYPE(t->protocol) == fl_tls_protocol_type;
     PyObject *minus_one = PyLong_FromLong(-1);
-    PyObject *buf =
-        minus_one ? call_protocol(t, str_get_buffer, minus_one) : NULL;
+    PyObject *buf = minus_one == NULL ? NULL
+                    : tls ? fl_tls_get_buffer(t->protocol, minus_one)
+                          : call_protocol(t, str_get_buffer, minus_one);
     Py_XDECREF(minus_one);
     Py_ssize_t size = buf ? PyObject_Size(buf) : -1;
     if (size == 0) {
@@ -791,8 +794,15 @@ read_buffered(FLStream *t)
         return on_eof(t);
     }
     PyObject *nbytes = PyLong_FromSsize_t(n);
-    PyObject *res =
-        nbytes ? call_protocol(t, str_buffer_updated, nbytes) : NULL;
+    PyObject *res = NULL;
+    if (nbytes != NULL && tls && t->protocol != NULL &&
+        Py_TYPE(t->protocol) == fl_tls_protocol_type) {
+        PyObject *protocol = Py_NewRef(t->protocol);
+        res = fl_tls_buffer_updated(protocol, nbytes);
+        Py_DECREF(protocol);
+    } else if (nbytes != NULL) {
+        res = call_protocol(t, str_buffer_updated, nbytes);
+    }
     Py_XDECREF(nbytes);
     ctx_exit(t, entered);
     if (res == NULL) {
@@ -1158,6 +1168,12 @@ done:
         PyBuffer_Release(&view);
     }
     return result;
+}
+
+PyObject *
+fl_stream_write(PyObject *transport, PyObject *data)
+{
+    return stream_write((FLStream *)transport, data);
 }
 
 static PyObject *

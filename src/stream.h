@@ -35,6 +35,15 @@ void fl_report_error(PyObject *loop, const char *message, PyObject *exc, ...);
 /* SystemExit or KeyboardInterrupt is set: what leaves the loop. */
 int fl_is_fatal_error(void);
 
+/* transport.write(data) of a SocketTransport (tls.c's ciphertext). */
+PyObject *fl_stream_write(PyObject *transport, PyObject *data);
+
+/* tls.c: fastloop's SSLProtocol subclass (set by fastloop._sslproto), and
+ * its get_buffer/buffer_updated, which the transport calls directly. */
+extern PyTypeObject *fl_tls_protocol_type;
+PyObject *fl_tls_get_buffer(PyObject *protocol, PyObject *sizehint);
+PyObject *fl_tls_buffer_updated(PyObject *protocol, PyObject *nbytes);
+
 /* Shared with server.c. */
 extern PyObject *fl_transport_socket_type; /* asyncio.trsock.TransportSocket */
 
