@@ -240,3 +240,101 @@ def test_abort_during_tls(loop, server_ctx, client_ctx):
         return exc, tr.is_closing()
 
     assert run(loop, main()) == (None, True)
+
+
+def test_tls_app_transport_api_and_flow_control(loop, server_ctx, client_ctx):
+    class Buffered(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.buf = bytearray(1000)
+            self.got = bytearray()
+            self.transport = None
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def get_buffer(self, sizehint):
+            return self.buf
+
+        def buffer_updated(self, nbytes):
+            self.got += self.buf[:nbytes]
+
+    async def main():
+        made = loop.create_future()
+
+        class S(Recorder):
+            def connection_made(self, transport):
+                super().connection_made(transport)
+                made.set_result(self)
+
+        server = await loop.create_server(S, "127.0.0.1", 0, ssl=server_ctx)
+        host, port = server.sockets[0].getsockname()
+        tr, pr = await loop.create_connection(
+            Recorder, host, port, ssl=client_ctx, server_hostname="localhost")
+        sp = await made
+        out = {}
+        with pytest.raises(TypeError):
+            tr.write("text")
+        tr.write(b"")
+        tr.write(bytearray(b"ab"))
+        tr.write(memoryview(b"cd"))
+        tr.writelines([b"e", b"f"])
+        await sp.received(6)
+        out["data"] = bytes(sp.data)
+        # The server stops reading: the client's writes pile up until it
+        # is told to pause, then drain when the server reads again.
+        sp.transport.pause_reading()
+        tr.set_write_buffer_limits(high=64 * 1024)
+        total = 6
+        while "pause" not in pr.events:
+            tr.write(b"p" * 65536)
+            total += 65536
+            await asyncio.sleep(0)
+            assert total < 256 << 20
+        sp.transport.resume_reading()
+        await sp.received(total)
+        while "resume" not in pr.events:
+            await asyncio.sleep(0.001)
+        out["flow"] = (pr.events.count("pause"), pr.events.count("resume"))
+        # A BufferedProtocol behind TLS.
+        buffered = Buffered()
+        sp.transport.set_protocol(buffered)
+        tr.write(b"to the buffered protocol" * 100)
+        while len(buffered.got) < 2400:
+            await asyncio.sleep(0.001)
+        out["buffered"] = bytes(buffered.got) == b"to the buffered protocol" * 100
+        tr.close()
+        await pr.lost_fut
+        server.close()
+        await server.wait_closed()
+        return out
+
+    assert run(loop, main()) == {"data": b"abcdef", "flow": (1, 1),
+                                 "buffered": True}
+
+
+def test_tls_data_received_closes_and_raises(loop, server_ctx, client_ctx):
+    async def main():
+        errors = []
+        loop.set_exception_handler(lambda l, c: errors.append(c))
+
+        class Bad(Recorder):
+            def data_received(self, data):
+                super().data_received(data)
+                self.transport.write(b"last words")
+                self.transport.close()
+                raise ValueError("after close")
+
+        server = await loop.create_server(Bad, "127.0.0.1", 0, ssl=server_ctx)
+        host, port = server.sockets[0].getsockname()
+        tr, pr = await loop.create_connection(
+            Recorder, host, port, ssl=client_ctx, server_hostname="localhost")
+        tr.write(b"hello")
+        exc = await asyncio.wait_for(pr.lost_fut, 10)
+        server.close()
+        await server.wait_closed()
+        return errors, exc, bytes(pr.data)
+
+    errors, exc, data = run(loop, main())
+    assert [e["message"] for e in errors] == ["Fatal error on SSL protocol"]
+    assert isinstance(errors[0]["exception"], ValueError)
+    assert data in (b"", b"last words")
