@@ -672,6 +672,11 @@ tls_app_write(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (proto == NULL) {
         return NULL;
     }
+    if (Py_TYPE(proto) != fl_tls_protocol_type) {
+        /* Detached (None after connection_lost) or not ours: asyncio's. */
+        Py_DECREF(proto);
+        return PyObject_Vectorcall(base_app_write, args, nargs, NULL);
+    }
     PyObject *res = NULL;
     if (proto == active_proto) {
         /* From data_received: the running buffer_updated's context. */
