@@ -386,7 +386,11 @@ read_copied(PyObject *self, tls_ctx *c)
     PyObject *data = NULL;
     if (more != NULL) {
         PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+        #if PY_VERSION_HEX >= 0x030E0000
+        data = empty ? PyBytes_Join(empty, more) : NULL;
+#else
         data = empty ? _PyBytes_Join(empty, more) : NULL;
+#endif
         Py_XDECREF(empty);
         Py_DECREF(more);
         Py_DECREF(first);
