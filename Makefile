@@ -37,7 +37,7 @@ ifneq ($(filter %d,$(PYVER)),)
 export FASTLOOP_DEBUG := 1
 endif
 
-.PHONY: all build test test-asan test-debug refleak fuzz bench bench-instructions compat ecosystem libev clean format
+.PHONY: all build test test-asan test-debug refleak fuzz bench bench-instructions bench-tools compat ecosystem libev clean format
 
 all: build
 
@@ -118,10 +118,21 @@ fuzz: build
 	FASTLOOP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FASTLOOP_FUZZ_SEED=$$seed \
 	    $(VPY) -m pytest -q -p no:cacheprovider tests/test_differential.py -k observes
 
-bench: build $(BENCH_STAMP)
+# The network benchmarks' load: wrk, and OpenSSL's headers for the C load
+# generator's TLS mode (Debian packages).
+bench-tools:
+	@missing=""; command -v wrk >/dev/null || missing="$$missing wrk"; \
+	[ -e /usr/include/openssl/ssl.h ] || missing="$$missing libssl-dev"; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing$$missing"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+bench: build bench-tools $(BENCH_STAMP)
 	$(VPY) -m benchmarks
 
-bench-instructions: build $(BENCH_STAMP)
+bench-instructions: build bench-tools $(BENCH_STAMP)
 	@command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq valgrind; }
 	$(VPY) -m benchmarks --instructions
 

@@ -246,7 +246,11 @@ def run_suite(benches, loops, args):
     {bench: {loop: [result per repetition]}}."""
     mode = "instr" if args.instructions else "time"
     samples = {b.name: {loop: [] for loop in loops} for b in benches}
-    total = args.repeat * len(benches) * len(loops)
+    def applies(bench, loop):
+        return loop != loopmod.CEILING or bench.ceiling
+
+    total = args.repeat * sum(applies(b, loop) for b in benches
+                              for loop in loops)
     done = 0
     scratch = tempfile.mkdtemp(prefix="fastloop-bench-")
     try:
@@ -255,6 +259,8 @@ def run_suite(benches, loops, args):
             order = loops[rep % len(loops):] + loops[:rep % len(loops)]
             for bench in benches:
                 for loop in order:
+                    if not applies(bench, loop):
+                        continue
                     started = time.monotonic()
                     if mode == "instr":
                         result = measure_instr(bench, loop, args, lib,
@@ -298,7 +304,15 @@ def summarize(benches, loops, samples, mode):
                     entry["ops_per_sec"] = 1e9 / med if med else None
             per_loop[loop] = entry
         ratios = {}
+        if bench.ceiling and loopmod.CEILING in loops \
+                and loopmod.SUBJECT in loops:
+            ratio = paired_ratio(samples[bench.name][loopmod.SUBJECT],
+                                 samples[bench.name][loopmod.CEILING])
+            if ratio is not None:
+                ratios[f"{loopmod.SUBJECT}/{loopmod.CEILING}"] = ratio
         for loop in loops:
+            if loop == loopmod.CEILING:
+                continue
             for ref in loopmod.REFERENCES:
                 if loop == ref or ref not in loops:
                     continue
@@ -417,6 +431,9 @@ def markdown(summary, loops, meta):
             "(<= 0.77x).  Instruction targets are in the --instructions "
             "table.")
     lines.append("")
+    split = split_table(summary, loops, meta)
+    if split:
+        lines.extend(split)
     for loop in loops:
         info = meta["loops"].get(loop, {})
         if info:
@@ -432,6 +449,45 @@ def markdown(summary, loops, meta):
         for name, loop, err in errors:
             lines.append(f"- {name} on {loop}: {err.splitlines()[0]}")
     return "\n".join(lines) + "\n"
+
+
+def split_table(summary, loops, meta):
+    """Time mode, network benchmarks: the server's user and kernel CPU time
+    and its wall time per request (medians over processes of the fastest
+    run), and requests per second of wall time."""
+    if meta["mode"] != "time" or "_samples" not in meta:
+        return []
+    samples = meta["_samples"]
+    names = [n for n, e in summary.items() if e["group"] == "network"]
+    if not names:
+        return []
+    out = ["#### Network: server CPU (user + kernel) and wall time per "
+           "request", "",
+           "| benchmark | " + " | ".join(
+               f"{loop} user / kernel / wall (req/s)" for loop in loops) +
+           " |",
+           "|---|" + "--:|" * len(loops)]
+    for name in names:
+        row = [name]
+        for loop in loops:
+            good = [r for r in samples[name][loop]
+                    if "error" not in r and "user_ns" in r]
+            if not good:
+                row.append("-")
+                continue
+            def med(key):
+                return statistics.median(
+                    min(r[key]) / r["ops"] for r in good)
+            wall = med("wall_ns")
+            row.append(f"{med('user_ns') / 1e3:.1f} / "
+                       f"{med('sys_ns') / 1e3:.1f} / {wall / 1e3:.1f} µs "
+                       f"({1e9 / wall:,.0f})")
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    out.append("User and kernel times come from os.times() (clock ticks: "
+               "coarse for short runs).")
+    out.append("")
+    return out
 
 
 def meta_line(meta):
@@ -577,12 +633,14 @@ def main(argv=None):
     samples = run_suite(benches, loops, args)
     summary = summarize(benches, loops, samples, mode)
     meta = collect_meta(args, loops, samples)
+    meta["_samples"] = samples  # for the markdown; not written twice
 
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, "instructions" if mode == "instr" else "time")
     with open(stem + ".json", "w") as f:
-        json.dump({"meta": meta, "benchmarks": summary, "samples": samples},
-                  f, indent=1)
+        json.dump({"meta": {k: v for k, v in meta.items()
+                            if k != "_samples"},
+                   "benchmarks": summary, "samples": samples}, f, indent=1)
     table = markdown(summary, loops, meta)
     with open(stem + ".md", "w") as f:
         f.write(table)

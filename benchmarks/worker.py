@@ -46,14 +46,20 @@ CLOCKS = {
 }
 
 
-def timed(run, n):
-    """Run n ops; return (cpu_ns, wall_ns) of that run alone."""
+def timed(run, n, split=None):
+    """Run n ops; return (cpu_ns, wall_ns) of that run alone.  `split`, a
+    list, gets (user_ns, kernel_ns) of the run appended."""
     gc.collect()
+    t0 = os.times()
     cpu0 = time.process_time_ns()
     wall0 = time.perf_counter_ns()
     run(n)
     wall1 = time.perf_counter_ns()
     cpu1 = time.process_time_ns()
+    t1 = os.times()
+    if split is not None:
+        split.append((round((t1.user - t0.user) * 1e9),
+                      round((t1.system - t0.system) * 1e9)))
     return cpu1 - cpu0, wall1 - wall0
 
 
@@ -86,12 +92,14 @@ def measure_time(bench, run, clock, target, runs):
             break
         n *= 4 if took < target_ns / 50 else 2
     n = round_ops(bench, round(n * target_ns / max(took, 1)))
-    cpu, wall = [], []
+    cpu, wall, split = [], [], []
     for _ in range(runs):
-        c, w = timed(run, n)
+        c, w = timed(run, n, split)
         cpu.append(c)
         wall.append(w)
-    return {"ops": n, "cpu_ns": cpu, "wall_ns": wall}
+    # User and kernel CPU time (os.times(): clock ticks, so coarse).
+    return {"ops": n, "cpu_ns": cpu, "wall_ns": wall,
+            "user_ns": [u for u, _ in split], "sys_ns": [k for _, k in split]}
 
 
 def measure_instr(bench, run, ops, lib):

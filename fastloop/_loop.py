@@ -15,10 +15,10 @@ import sys
 import threading
 import warnings
 import weakref
-from asyncio import events, unix_events
+from asyncio import constants, events, sslproto, unix_events
 from asyncio.log import logger
 
-from . import _core
+from . import _core, _sslproto
 
 try:
     from _asyncio import _set_running_loop as _c_set_running_loop
@@ -71,6 +71,54 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
     # C methods of _core.Loop's type: fastloop.Future and fastloop.Task.
     create_future = _core._loop_create_future
     create_task = _core._loop_create_task
+
+    # ---- transports: the C stream transport for TCP and Unix sockets ----
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *,
+                               extra=None, server=None, context=None):
+        if sys.version_info >= (3, 12):
+            self._ensure_fd_no_transport(sock)
+        return _core.SocketTransport(self, sock, protocol, waiter, extra,
+                                     server, context)
+
+    def _start_serving(self, protocol_factory, sock,
+                       sslcontext=None, server=None, backlog=100,
+                       ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+                       ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
+                       context=None):
+        # The accept loop in C (server.c); _stop_serving stays asyncio's.
+        _core._start_serving(self, protocol_factory, sock, sslcontext,
+                             server, backlog, ssl_handshake_timeout,
+                             ssl_shutdown_timeout, context)
+
+    def _accept_connection(
+            self, protocol_factory, sock,
+            sslcontext=None, server=None, backlog=100,
+            ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+            ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
+            context=None):
+        _core._accept_connection(self, protocol_factory, sock, sslcontext,
+                                 server, backlog, ssl_handshake_timeout,
+                                 ssl_shutdown_timeout, context)
+
+    def _make_ssl_transport(
+            self, rawsock, protocol, sslcontext, waiter=None,
+            *, server_side=False, server_hostname=None,
+            extra=None, server=None,
+            ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+            ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
+            context=None):
+        # asyncio's SSLProtocol over the C transport.
+        if sys.version_info >= (3, 12):
+            self._ensure_fd_no_transport(rawsock)
+        ssl_protocol = _sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter,
+            server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
+        _core.SocketTransport(self, rawsock, ssl_protocol, None, extra,
+                              server, context)
+        return ssl_protocol._app_transport
 
     def __repr__(self):
         return (

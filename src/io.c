@@ -1,22 +1,20 @@
-/* io.c: add_reader/add_writer and friends: which fds are watched, and
- * how their readiness reaches the ready queue.
+/* io.c: watched fds: the watch table, the C watch API, and
+ * add_reader/add_writer and friends.
  *
- * Each watched fd gets one fl_io_watch holding the Handle to queue when the
- * fd is readable and the one for writable.  Watches live in an array
- * indexed by fd, so lookup is O(1).  Semantics follow asyncio's selector
- * loop: level-triggered; a replaced handle is cancelled; a cancelled handle
- * found ready is unregistered instead of run.
+ * Each watched fd gets one fl_io_watch holding, per direction, what to
+ * queue when the fd is ready: a Python Handle (add_reader/add_writer), or
+ * a C callback and its object (fl_io_start, for the transports), queued as
+ * a plain ready-queue entry with no Handle and no Python call.  Watches
+ * live in an array indexed by fd, so lookup is O(1).  Semantics follow
+ * asyncio's selector loop: level-triggered; a replaced handle is
+ * cancelled; a cancelled handle found ready is unregistered instead of run.
  *
- * Two backends report readiness:
- *  - epoll (Linux): fastloop keeps its own epoll set of the watched fds.
- *    libev watches that set's fd like any other fd, so a blocking poll is
- *    still libev's; but a loop that polls without blocking (it has work
- *    queued, or its last poll found events) reads the set directly, without
- *    a libev pass, which costs more than the rest of such an iteration.
- *  - libev: one ev_io per fd and direction, for systems without epoll, or
- *    when FASTLOOP_IO_BACKEND=libev (tests run both).
+ * The backend that tells the kernel what to watch and reports readiness
+ * is behind io_backend.h: io_epoll.c (fastloop's own epoll set, the default
+ * on Linux) or io_libev.c (one ev_io per fd and direction, for systems
+ * without epoll, or when FASTLOOP_IO_BACKEND=libev; tests run both).
  */
-#include "io.h"
+#include "io_backend.h"
 #include "handle.h"
 
 #include <errno.h>
@@ -25,10 +23,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/epoll.h>
-#define FL_HAVE_EPOLL 1
-#endif
 
 static PyObject *str_ensure_fd_no_transport; /* "_ensure_fd_no_transport" */
 
@@ -110,17 +104,36 @@ check_pollable(int fd)
 static fl_io_watch *
 watch_for_fd(FLLoop *loop, int fd)
 {
-    if (fd >= 0 && fd < loop->io_cap) {
-        return loop->io[fd];
-    }
-    return NULL;
+    return fl_io_watch_for_fd(loop, fd);
 }
 
-/* The handle a watch queues for one direction, and its slot. */
+/* The object a watch queues for one direction (a Handle, or a C
+ * callback's object), and its slot. */
 static PyObject **
 handle_slot(fl_io_watch *watch, int is_read)
 {
     return is_read ? &watch->reader : &watch->writer;
+}
+
+/* The C callback of one direction's slot: NULL when it holds a Handle. */
+static fl_ready_fn *
+fn_slot(fl_io_watch *watch, int is_read)
+{
+    return is_read ? &watch->reader_fn : &watch->writer_fn;
+}
+
+/* Releases what a slot held, once no watch refers to it any more: a
+ * Handle is cancelled first, as asyncio's selector loop does. */
+static void
+release_slot_object(PyObject *obj, fl_ready_fn fn)
+{
+    if (obj == NULL) {
+        return;
+    }
+    if (fn == NULL) {
+        fl_handle_cancel((FLHandle *)obj);
+    }
+    Py_DECREF(obj);
 }
 
 static int
@@ -153,18 +166,22 @@ fl_io_release_dropped_slow(FLLoop *loop)
     PyMem_Free(dropped);
 }
 
-/* Queues the handle of `watch` for a ready direction.  A cancelled handle
- * is dropped instead: asyncio unregisters it the first time its fd is
- * ready.  Its reference moves to the loop's dropped list, released after
- * the poll: releasing it here could run code that frees this watch.  1
- * when a handle was dropped (the registration must follow), 0, or -1 with
- * MemoryError set. */
+/* Queues what `watch` wants for a ready direction: its C callback, or its
+ * handle.  A cancelled handle is dropped instead: asyncio unregisters it
+ * the first time its fd is ready.  Its reference moves to the loop's
+ * dropped list, released after the poll: releasing it here could run code
+ * that frees this watch.  1 when a handle was dropped (the registration
+ * must follow), 0, or -1 with MemoryError set. */
 static inline int
 queue_or_drop(FLLoop *loop, fl_io_watch *watch, int is_read)
 {
     PyObject **slot = handle_slot(watch, is_read);
     if (*slot == NULL) {
         return 0;
+    }
+    fl_ready_fn fn = is_read ? watch->reader_fn : watch->writer_fn;
+    if (fn != NULL) {
+        return fl_loop_enqueue(loop, fn, *slot, NULL);
     }
     assert(PyObject_TypeCheck(*slot, &FLHandle_Type));
     if (((FLHandle *)*slot)->cancelled) {
@@ -194,290 +211,80 @@ release_watch_if_idle(FLLoop *loop, fl_io_watch *watch)
     }
 }
 
-/* ---- libev backend: one ev_io per fd and direction ------------------- */
-
-static int apply_interest(FLLoop *loop, fl_io_watch *watch, int rearm);
-
-static void
-libev_ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
+int
+fl_io_dispatch_slow(FLLoop *loop, fl_io_watch *watch, int read, int write)
 {
-    fl_io_watch *watch = w->data;
-    FLLoop *loop = watch->loop;
-    assert(loop->io[watch->fd] == watch);
-    /* No Python code runs here (a dropped handle is released after the
-     * poll), so `watch` stays valid throughout. */
-    int rc = queue_or_drop(loop, watch, w == &watch->rio);
-    if (rc > 0) {
-        rc = apply_interest(loop, watch, 0);
+    int rc = 0, dropped = 0;
+    if (read) {
+        rc = queue_or_drop(loop, watch, 1);
+        dropped |= rc > 0;
+    }
+    if (write && rc >= 0) {
+        rc = queue_or_drop(loop, watch, 0);
+        dropped |= rc > 0;
+    }
+    if (dropped) {
+        /* Even after an error: the registration must follow the slots. */
+        if (loop->iob->apply(loop, watch, 0) < 0) {
+            rc = -1;
+        }
         release_watch_if_idle(loop, watch);
     }
-    if (rc < 0) {
-        /* The exception stays set; the run loop checks after the poll. */
-        ev_break(evloop, EVBREAK_ONE);
-    }
+    return rc < 0 ? -1 : 0;
 }
 
-/* Starts the watcher of each direction that has a handle, stops the
- * others.  `rearm` restarts running ones too: libev then registers the fd
- * afresh, in case its number was closed and reused meanwhile. */
-static void
-libev_apply(FLLoop *loop, fl_io_watch *watch, int rearm)
-{
-    ev_io *watchers[2] = {&watch->rio, &watch->wio};
-    PyObject *handles[2] = {watch->reader, watch->writer};
-    for (int i = 0; i < 2; i++) {
-        ev_io *w = watchers[i];
-        if (handles[i] == NULL || rearm) {
-            ev_io_stop(loop->evloop, w);
-        }
-        if (handles[i] != NULL && !ev_is_active(w)) {
-            ev_io_set(w, watch->fd, i == 0 ? EV_READ : EV_WRITE);
-            ev_io_start(loop->evloop, w);
-        }
-    }
-}
+/* ---- the backend ------------------------------------------------------ */
 
-/* ---- epoll backend: fastloop's own epoll set --------------------------
- *
- * Each registration's data holds the fd and a tag unique to that
- * registration.  The tag catches the one case epoll gets wrong: an fd
- * closed while another descriptor still refers to its file (a dup, a
- * child process) stays in the set under its old number, and once the
- * number is reused its events would look like the new file's.  An event
- * whose tag is not the watch's current one means that happened; the set is
- * then rebuilt from the watch table (libev does the same). */
-
-#ifdef FL_HAVE_EPOLL
-
-static uint64_t
-epoll_data(int fd, uint32_t tag)
-{
-    return (uint64_t)(uint32_t)fd | ((uint64_t)tag << 32);
-}
-
-/* (Re)registers the watch with the interest its handles want.  0, or -1
- * with OSError set. */
-static int
-epoll_apply(FLLoop *loop, fl_io_watch *watch)
-{
-    uint32_t want =
-        (watch->reader ? EPOLLIN : 0) | (watch->writer ? EPOLLOUT : 0);
-    if (want == 0) {
-        if (watch->epoll_tag != 0) {
-            watch->epoll_tag = 0;
-            loop->epoll_nregistered--;
-            /* ENOENT, EBADF: the fd was closed, which unregistered it. */
-            if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, watch->fd, NULL) < 0 &&
-                errno != ENOENT && errno != EBADF) {
-                PyErr_SetFromErrno(PyExc_OSError);
-                return -1;
-            }
-        }
-        return 0;
-    }
-    struct epoll_event ev = {.events = want};
-    if (watch->epoll_tag != 0) {
-        ev.data.u64 = epoll_data(watch->fd, watch->epoll_tag);
-        if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, watch->fd, &ev) == 0) {
-            return 0;
-        }
-        if (errno != ENOENT) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
-        /* Closed and reused since it was registered: register afresh. */
-        watch->epoll_tag = 0;
-        loop->epoll_nregistered--;
-    }
-    uint32_t tag = ++loop->epoll_last_tag;
-    if (tag == 0) {
-        tag = ++loop->epoll_last_tag;
-    }
-    ev.data.u64 = epoll_data(watch->fd, tag);
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, watch->fd, &ev) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    watch->epoll_tag = tag;
-    loop->epoll_nregistered++;
-    return 0;
-}
-
-static void epoll_set_ready_cb(struct ev_loop *evloop, ev_io *w, int revents);
-
-/* Replaces the epoll set by a new one holding every watch (see above). */
-static int
-epoll_rebuild(FLLoop *loop)
-{
-    int epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (epfd < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    ev_io_stop(loop->evloop, &loop->epoll_watcher);
-    close(loop->epfd);
-    loop->epfd = epfd;
-    ev_io_set(&loop->epoll_watcher, epfd, EV_READ);
-    ev_io_start(loop->evloop, &loop->epoll_watcher);
-    loop->epoll_nregistered = 0;
-    for (Py_ssize_t fd = 0; fd < loop->io_cap; fd++) {
-        fl_io_watch *watch = loop->io[fd];
-        if (watch != NULL) {
-            watch->epoll_tag = 0;
-            if (epoll_apply(loop, watch) < 0) {
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
-/* The directions an epoll event makes ready, as asyncio's EpollSelector
- * reads them: errors and hang-ups wake both, so that a callback finds out
- * by reading or writing. */
-static void
-ready_directions(uint32_t events, int *read, int *write)
-{
-    *read = (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0;
-    *write = (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0;
-}
-
-/* Queues the handles of the fds that are ready now, in asyncio's order:
- * as epoll lists them, a reader before a writer.  0, or -1 with an
- * exception set. */
-static inline Py_ALWAYS_INLINE int
-epoll_dispatch(FLLoop *loop)
-{
-    if (loop->epoll_events_cap < loop->epoll_nregistered ||
-        loop->epoll_events_cap == 0) {
-        int cap = loop->epoll_nregistered < 64 ? 64 : loop->epoll_nregistered;
-        struct epoll_event *events =
-            PyMem_Realloc(loop->epoll_events, cap * sizeof(*events));
-        if (events == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        loop->epoll_events = events;
-        loop->epoll_events_cap = cap;
-    }
-    int n =
-        epoll_wait(loop->epfd, loop->epoll_events, loop->epoll_events_cap, 0);
-    if (n < 0) {
-        if (errno == EINTR) {
-            return 0;
-        }
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    int stale = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t data = loop->epoll_events[i].data.u64;
-        fl_io_watch *watch = watch_for_fd(loop, (int)(uint32_t)data);
-        if (watch == NULL || watch->epoll_tag != (uint32_t)(data >> 32)) {
-            stale = 1;
-            continue;
-        }
-        /* No Python code runs until the dispatch is over (a dropped handle
-         * is released after the poll): `watch` and the event buffer stay
-         * valid for both directions. */
-        int read, write, dropped = 0, rc = 0;
-        ready_directions(loop->epoll_events[i].events, &read, &write);
-        if (read) {
-            rc = queue_or_drop(loop, watch, 1);
-            dropped |= rc > 0;
-        }
-        if (write && rc >= 0) {
-            rc = queue_or_drop(loop, watch, 0);
-            dropped |= rc > 0;
-        }
-        if (dropped) {
-            /* Even after an error: the registration must follow the slots. */
-            if (epoll_apply(loop, watch) < 0) {
-                rc = -1;
-            }
-            release_watch_if_idle(loop, watch);
-        }
-        if (rc < 0) {
-            return -1;
-        }
-    }
-    return stale ? epoll_rebuild(loop) : 0;
-}
-
-/* libev found the epoll set readable during a blocking poll. */
-static void
-epoll_set_ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
-{
-    FLLoop *loop = ev_userdata(evloop);
-    if (epoll_dispatch(loop) < 0) {
-        ev_break(evloop, EVBREAK_ONE);
-    }
-}
-
-static int
-epoll_open(FLLoop *loop)
-{
-    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (loop->epfd < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    ev_io_init(&loop->epoll_watcher, epoll_set_ready_cb, loop->epfd, EV_READ);
-    ev_io_start(loop->evloop, &loop->epoll_watcher);
-    return 0;
-}
-
-#endif /* FL_HAVE_EPOLL */
-
-/* ---- both backends ---------------------------------------------------- */
-
-/* Makes the backend watch each direction of `watch` that has a handle, and
- * only those.  `rearm`: register the fd afresh even where nothing changed,
- * in case its number was closed and reused (epoll always does).  0, or -1
- * with OSError set. */
+/* Makes the backend watch each direction of `watch` that has a slot set,
+ * and only those.  `rearm`: register the fd afresh even where nothing
+ * changed, in case its number was closed and reused.  0, or -1 with
+ * OSError set. */
 static int
 apply_interest(FLLoop *loop, fl_io_watch *watch, int rearm)
 {
-#ifdef FL_HAVE_EPOLL
-    if (loop->epfd >= 0) {
-        return epoll_apply(loop, watch);
-    }
-#endif
-    libev_apply(loop, watch, rearm);
-    return 0;
+    return loop->iob->apply(loop, watch, rearm);
 }
 
 int
 fl_io_open(FLLoop *loop)
 {
     loop->epfd = -1;
+    loop->iob = &fl_io_backend_libev;
 #ifdef FL_HAVE_EPOLL
     const char *backend = getenv("FASTLOOP_IO_BACKEND");
     if (backend == NULL || strcmp(backend, "libev") != 0) {
-        return epoll_open(loop);
+        loop->iob = &fl_io_backend_epoll;
     }
 #endif
+    if (loop->iob->open(loop) < 0) {
+        loop->iob = NULL;
+        return -1;
+    }
     return 0;
 }
 
 PyObject *
 fl_io_backend_name(FLLoop *loop, void *Py_UNUSED(closure))
 {
-    return PyUnicode_FromString(loop->epfd >= 0 ? "epoll" : "libev");
+    if (fl_loop_check_init(loop) < 0) {
+        return NULL;
+    }
+    /* A closed loop still says which backend it had. */
+    return PyUnicode_FromString(loop->iob->name);
 }
 
 int
-fl_io_poll_nowait(FLLoop *loop)
+fl_io_poll(FLLoop *loop, double timeout)
 {
-#ifdef FL_HAVE_EPOLL
-    if (loop->epfd >= 0) {
-        /* With nothing registered only a stale entry could be ready, and a
-         * blocking poll would find that (libev sees the set readable). */
-        return loop->epoll_nregistered ? epoll_dispatch(loop) : 0;
+    return loop->iob->poll(loop, timeout);
+}
+
+void
+fl_io_wakeup(FLLoop *loop)
+{
+    if (fl_loop_usable(loop) && loop->iob != NULL) {
+        loop->iob->wakeup(loop);
     }
-#endif
-    ev_run(loop->evloop, EVRUN_NOWAIT);
-    return PyErr_Occurred() ? -1 : 0;
 }
 
 static fl_io_watch *
@@ -509,13 +316,114 @@ ensure_watch(FLLoop *loop, int fd)
         }
         watch->loop = loop;
         watch->fd = fd;
-        ev_io_init(&watch->rio, libev_ready_cb, fd, EV_READ);
-        ev_io_init(&watch->wio, libev_ready_cb, fd, EV_WRITE);
-        watch->rio.data = watch;
-        watch->wio.data = watch;
         loop->io[fd] = watch;
     }
     return watch;
+}
+
+/* ---- the C watch API ------------------------------------------------ */
+
+int
+fl_io_start(FLLoop *loop, int fd, int events, fl_ready_fn fn, PyObject *obj)
+{
+    assert(fn != NULL && obj != NULL && fd >= 0);
+    assert((events & ~(FL_IO_READ | FL_IO_WRITE)) == 0);
+    if (fl_loop_check_closed(loop) < 0) {
+        return -1;
+    }
+    fl_io_watch *watch = ensure_watch(loop, fd);
+    if (watch == NULL) {
+        return -1;
+    }
+    PyObject *old[2] = {NULL, NULL};
+    fl_ready_fn old_fn[2] = {NULL, NULL};
+    int replaced[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        int is_read = i == 0;
+        PyObject **slot = handle_slot(watch, is_read);
+        fl_ready_fn *fnp = fn_slot(watch, is_read);
+        if (!(events & (is_read ? FL_IO_READ : FL_IO_WRITE)) ||
+            (*slot == obj && *fnp == fn)) {
+            continue; /* not asked for, or already watching */
+        }
+        replaced[i] = 1;
+        old[i] = *slot;
+        old_fn[i] = *fnp;
+        *slot = Py_NewRef(obj);
+        *fnp = fn;
+    }
+    if (!replaced[0] && !replaced[1]) {
+        return 0;
+    }
+    /* Registered afresh: the fd number may have been closed and reused
+     * since the last registration. */
+    if (apply_interest(loop, watch, 1) < 0) {
+        /* Leave things as they were. */
+        for (int i = 0; i < 2; i++) {
+            if (replaced[i]) {
+                PyObject **slot = handle_slot(watch, i == 0);
+                Py_DECREF(*slot); /* not the last: the caller holds obj */
+                *slot = old[i];
+                *fn_slot(watch, i == 0) = old_fn[i];
+            }
+        }
+        release_watch_if_idle(loop, watch);
+        return -1;
+    }
+    release_slot_object(old[0], old_fn[0]);
+    release_slot_object(old[1], old_fn[1]);
+    return 0;
+}
+
+int
+fl_io_stop(FLLoop *loop, int fd, int events, fl_ready_fn fn, PyObject *obj)
+{
+    assert((events & ~(FL_IO_READ | FL_IO_WRITE)) == 0);
+    if (!fl_loop_usable(loop)) {
+        return 0; /* closed: every watch is gone */
+    }
+    fl_io_watch *watch = watch_for_fd(loop, fd);
+    if (watch == NULL) {
+        return 0;
+    }
+    PyObject *old[2] = {NULL, NULL};
+    fl_ready_fn old_fn[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        int is_read = i == 0;
+        if (!(events & (is_read ? FL_IO_READ : FL_IO_WRITE))) {
+            continue;
+        }
+        PyObject **slot = handle_slot(watch, is_read);
+        fl_ready_fn *fnp = fn_slot(watch, is_read);
+        if (*slot == NULL || (fn != NULL && (*fnp != fn || *slot != obj))) {
+            continue;
+        }
+        old[i] = *slot;
+        old_fn[i] = *fnp;
+        *slot = NULL;
+        *fnp = NULL;
+    }
+    if (old[0] == NULL && old[1] == NULL) {
+        return 0;
+    }
+    int rc = apply_interest(loop, watch, 0);
+    release_watch_if_idle(loop, watch);
+    release_slot_object(old[0], old_fn[0]);
+    release_slot_object(old[1], old_fn[1]);
+    return rc;
+}
+
+int
+fl_io_is_watching(FLLoop *loop, int fd, int event, fl_ready_fn fn,
+                  PyObject *obj)
+{
+    fl_io_watch *watch = watch_for_fd(loop, fd);
+    if (watch == NULL) {
+        return 0;
+    }
+    int is_read = event == FL_IO_READ;
+    return *handle_slot(watch, is_read) == obj &&
+           *fn_slot(watch, is_read) == fn;
 }
 
 /* add_reader(fd, callback, *args): a missing argument is a TypeError, as
@@ -575,21 +483,22 @@ add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     }
     PyObject **slot = handle_slot(watch, is_read);
+    fl_ready_fn *fn = fn_slot(watch, is_read);
     PyObject *old = *slot;
+    fl_ready_fn old_fn = *fn;
     *slot = Py_NewRef((PyObject *)handle);
+    *fn = NULL;
     /* Registered afresh: the fd number may have been closed and reused
      * since the last registration. */
     if (apply_interest(loop, watch, 1) < 0) {
         /* Leave things as they were. */
         Py_SETREF(*slot, old);
+        *fn = old_fn;
         release_watch_if_idle(loop, watch);
         Py_DECREF(handle);
         return NULL;
     }
-    if (old != NULL) {
-        fl_handle_cancel((FLHandle *)old);
-        Py_DECREF(old);
-    }
+    release_slot_object(old, old_fn);
     return (PyObject *)handle;
 }
 
@@ -615,15 +524,17 @@ remove_watch(FLLoop *loop, PyObject *fileobj, int is_read)
         Py_RETURN_FALSE;
     }
     PyObject **slot = handle_slot(watch, is_read);
+    fl_ready_fn *fn = fn_slot(watch, is_read);
     PyObject *old = *slot;
+    fl_ready_fn old_fn = *fn;
     if (old == NULL) {
         Py_RETURN_FALSE; /* nothing watched that way: nothing to change */
     }
     *slot = NULL;
+    *fn = NULL;
     int rc = apply_interest(loop, watch, 0);
     release_watch_if_idle(loop, watch);
-    fl_handle_cancel((FLHandle *)old);
-    Py_DECREF(old);
+    release_slot_object(old, old_fn);
     if (rc < 0) {
         return NULL;
     }
@@ -766,9 +677,8 @@ fl_io_clear_all(FLLoop *loop)
         /* The epoll set goes with its fd (fl_io_close); removing fds from
          * it one by one would also remove them for a forked child's parent,
          * which shares the set. */
-        if (loop->evloop != NULL) {
-            ev_io_stop(loop->evloop, &watch->rio);
-            ev_io_stop(loop->evloop, &watch->wio);
+        if (loop->iob != NULL) {
+            loop->iob->forget(loop, watch);
         }
         /* Unlink and free the watch before releasing its handles, whose
          * last references may run code that uses the table. */
@@ -785,19 +695,9 @@ void
 fl_io_close(FLLoop *loop)
 {
     fl_io_clear_all(loop);
-#ifdef FL_HAVE_EPOLL
-    if (loop->epfd >= 0) {
-        if (loop->evloop != NULL) {
-            ev_io_stop(loop->evloop, &loop->epoll_watcher);
-        }
-        close(loop->epfd);
-        loop->epfd = -1;
-        loop->epoll_nregistered = 0;
+    if (loop->iob != NULL) {
+        loop->iob->close(loop);
     }
-    PyMem_Free(loop->epoll_events);
-    loop->epoll_events = NULL;
-    loop->epoll_events_cap = 0;
-#endif
 }
 
 int

@@ -567,41 +567,21 @@ invoke_pending(struct ev_loop *evloop)
 static inline Py_ALWAYS_INLINE int
 poll_backend(FLLoop *self, double timeout)
 {
-    if (timeout == 0.0) {
-        Py_ssize_t before = self->ready_len;
-        self->poll_may_block = 0;
-        int rc = fl_io_poll_nowait(self);
-        self->last_poll_found_events = self->ready_len != before;
-        return rc;
-    }
+    Py_ssize_t before = self->ready_len;
     /* Releasing and retaking the GIL costs more than a poll that finds
      * events already waiting.  When the last poll found events (a busy
      * loop), try a poll that keeps the GIL first, and block only if it
      * finds nothing. */
-    Py_ssize_t ready_before = self->ready_len;
-    if (self->last_poll_found_events) {
-        self->poll_may_block = 0;
-        int rc = fl_io_poll_nowait(self);
-        if (rc < 0 || self->ready_len != ready_before) {
+    if (timeout == 0.0 || self->last_poll_found_events) {
+        int rc = fl_io_poll(self, 0.0);
+        if (rc < 0 || timeout == 0.0 || self->ready_len != before) {
+            self->last_poll_found_events = self->ready_len != before;
             return rc;
         }
     }
-    self->poll_may_block = 1;
-    if (timeout > 0.0) {
-        /* libev measures `after` from its cached time: refresh it first so
-         * the wait is not cut short by time spent in callbacks. */
-        ev_now_update(self->evloop);
-        ev_timer_set(&self->poll_timer, timeout, 0.0);
-        ev_timer_start(self->evloop, &self->poll_timer);
-        ev_run(self->evloop, EVRUN_ONCE);
-        ev_timer_stop(self->evloop, &self->poll_timer);
-    } else {
-        ev_run(self->evloop, EVRUN_ONCE);
-    }
-    self->poll_may_block = 0;
-    self->last_poll_found_events = self->ready_len != ready_before;
-    /* Errors in libev's callbacks stay set (they break the pass). */
-    return PyErr_Occurred() ? -1 : 1;
+    int rc = fl_io_poll(self, timeout);
+    self->last_poll_found_events = self->ready_len != before;
+    return rc;
 }
 
 /* poll_backend, then the release of the cancelled handles it unregistered:
@@ -866,14 +846,15 @@ loop_call_soon_impl(FLLoop *self, const char *method, PyObject *const *args,
     }
     FLHandle *handle = schedule_soon(self, args[0], cargs, context);
     Py_DECREF(cargs);
-    /* The debug checks run Python code, which may have closed the loop. */
-    if (handle != NULL && threadsafe && self->evloop != NULL) {
+    /* The debug checks run Python code, which may have closed the loop:
+     * fl_io_wakeup wakes only a usable one. */
+    if (handle != NULL && threadsafe) {
         if (fl_handle_make_threadsafe(handle) < 0) {
             fl_handle_cancel(handle);
             Py_DECREF(handle);
             return NULL;
         }
-        ev_async_send(self->evloop, &self->wakeup);
+        fl_io_wakeup(self);
     }
     return (PyObject *)handle;
 }
@@ -1047,8 +1028,8 @@ static PyObject *
 loop_add_callback_signalsafe(FLLoop *self, PyObject *handle)
 {
     PyObject *res = loop_add_callback(self, handle);
-    if (res != NULL && self->evloop != NULL) {
-        ev_async_send(self->evloop, &self->wakeup);
+    if (res != NULL) {
+        fl_io_wakeup(self);
     }
     return res;
 }
@@ -1059,9 +1040,7 @@ loop_write_to_self(FLLoop *self, PyObject *Py_UNUSED(ignored))
     if (fl_loop_check_init(self) < 0) {
         return NULL;
     }
-    if (self->evloop != NULL) {
-        ev_async_send(self->evloop, &self->wakeup);
-    }
+    fl_io_wakeup(self);
     Py_RETURN_NONE;
 }
 
@@ -1256,6 +1235,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->task_factory = Py_NewRef(Py_None);
     self->slow_callback_duration = 0.1;
     self->epfd = -1;
+    self->wakeup_fd = -1;
     return (PyObject *)self;
 }
 

@@ -15,6 +15,7 @@ struct epoll_event;
 
 struct fl_handle;
 struct fl_io_watch;
+struct fl_io_backend;
 
 /* A C callback run from the ready queue.  `a` and `b` are borrowed for the
  * duration of the call (the queue owns one reference to each non-NULL one).
@@ -49,14 +50,17 @@ typedef struct {
     unsigned long long timer_seq;
 
     ev_timer poll_timer; /* bounds the poll to the earliest timer */
-    ev_async wakeup;     /* call_soon_threadsafe from any thread */
+    ev_async wakeup;     /* libev backend: call_soon_threadsafe's wake-up */
 
-    /* add_reader/add_writer: one slot per fd, indexed by fd (io.c). */
+    /* Watched fds: one slot per fd, indexed by fd (io.c). */
     struct fl_io_watch **io;
     Py_ssize_t io_cap;
-    /* The epoll backend (io.c): fastloop's epoll set, -1 with libev's. */
+    const struct fl_io_backend *iob; /* io_epoll.c or io_libev.c */
+    /* The epoll backend (io_epoll.c): fastloop's epoll set, -1 with
+     * libev's. */
     int epfd;
-    ev_io epoll_watcher; /* libev watching epfd, for blocking polls */
+    int wakeup_fd;      /* eventfd in the set, for cross-thread wake-ups */
+    int wakeup_pending; /* written to and not yet read */
     int epoll_nregistered;
     uint32_t epoll_last_tag;
     struct epoll_event *epoll_events; /* epoll_wait's buffer */

@@ -4,6 +4,7 @@
  * pieces the C code calls on cold paths (formatting, logging, debug checks).
  */
 #include "module.h"
+#include "server.h"
 
 fl_module_state fl_state;
 
@@ -156,8 +157,14 @@ fl_merge_getset(const PyGetSetDef *own, const PyGetSetDef *inherited)
                         sizeof(PyGetSetDef), keep_any);
 }
 
+static PyMethodDef fl_module_methods[] = {
+    FL_SERVER_FUNCTIONS,
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef fl_module_def = {
     PyModuleDef_HEAD_INIT,
+    .m_methods = fl_module_methods,
     .m_name = "fastloop._core",
     .m_doc = "fastloop's C core: the libev event loop, handles, futures.",
     .m_size = -1,
@@ -172,7 +179,8 @@ PyInit__core(void)
     }
     if (fill_state() < 0 || fl_handle_init(module) < 0 ||
         fl_loop_init(module) < 0 || fl_io_init(module) < 0 ||
-        fl_future_init(module) < 0 || fl_task_init(module) < 0) {
+        fl_future_init(module) < 0 || fl_task_init(module) < 0 ||
+        fl_stream_init(module) < 0 || fl_server_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -40,6 +40,8 @@ int fl_loop_init(PyObject *module);
 int fl_io_init(PyObject *module);
 int fl_future_init(PyObject *module);
 int fl_task_init(PyObject *module);
+int fl_stream_init(PyObject *module);
+int fl_server_init(PyObject *module);
 
 /* A method table made of `own` followed by every entry of `inherited` whose
  * name `own` does not define (class methods excepted), so that a subtype
