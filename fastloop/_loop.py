@@ -11,6 +11,7 @@ through the methods it overrides.
 import asyncio
 import selectors
 import signal
+import socket
 import sys
 import threading
 import warnings
@@ -76,10 +77,25 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
                                extra=None, server=None, context=None):
+        if not isinstance(sock, socket.socket):
+            # A socket look-alike (a test's mock, a wrapper): the C
+            # transport needs a real socket, asyncio's accepts anything.
+            return self._make_python_socket_transport(
+                sock, protocol, waiter, extra, server, context)
         if sys.version_info >= (3, 12):
             self._ensure_fd_no_transport(sock)
         return _core.SocketTransport(self, sock, protocol, waiter, extra,
                                      server, context)
+
+    def _make_python_socket_transport(self, sock, protocol, waiter, extra,
+                                      server, context):
+        # asyncio's own selector transport, as SelectorEventLoop makes it.
+        if context is None:
+            return super()._make_socket_transport(
+                sock, protocol, waiter, extra=extra, server=server)
+        return super()._make_socket_transport(
+            sock, protocol, waiter, extra=extra, server=server,
+            context=context)
 
     def _start_serving(self, protocol_factory, sock,
                        sslcontext=None, server=None, backlog=100,
@@ -116,8 +132,12 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
             server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
-        _core.SocketTransport(self, rawsock, ssl_protocol, None, extra,
-                              server, context)
+        if isinstance(rawsock, socket.socket):
+            _core.SocketTransport(self, rawsock, ssl_protocol, None, extra,
+                                  server, context)
+        else:
+            self._make_python_socket_transport(
+                rawsock, ssl_protocol, None, extra, server, context)
         return ssl_protocol._app_transport
 
     def __repr__(self):

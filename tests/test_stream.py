@@ -764,6 +764,37 @@ def test_connect_accepted_socket(loop):
     assert run(loop, main()) == b"ping"
 
 
+class SocketLookAlike:
+    """Not a socket.socket: every attribute comes from the wrapped one."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def test_connect_accepted_socket_takes_a_socket_look_alike(loop):
+    async def main():
+        listener = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+        conn.setblocking(False)
+        tr, pr = await loop.connect_accepted_socket(
+            Echo, SocketLookAlike(conn))
+        client.sendall(b"ping")
+        client.setblocking(False)
+        data = await loop.sock_recv(client, 100)
+        peer_ok = tr.get_extra_info("peername") == client.getsockname()
+        tr.close()
+        await asyncio.sleep(0)
+        client.close()
+        listener.close()
+        return data, peer_ok
+
+    assert run(loop, main()) == (b"ping", True)
+
+
 # ---- hostile protocols -----------------------------------------------------
 
 def test_data_received_closes_then_writes(loop):
