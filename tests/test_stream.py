@@ -956,14 +956,20 @@ def test_fatal_exceptions_leave_the_loop(loop, exc_type):
         def data_received(self, data):
             raise exc_type()
 
+    a, b = socket.socketpair()
+    transports = []
+
     async def main():
-        a, b = socket.socketpair()
         tr, pr = await loop.create_connection(P, sock=a)
+        transports.append(tr)
         b.sendall(b"x")
         await asyncio.sleep(10)
 
     with pytest.raises(exc_type):
         run(loop, main())
+    transports[0].close()
+    b.close()
+    run(loop, asyncio.sleep(0))  # connection_lost closes the socket
 
 
 def test_pause_reading_inside_data_received(loop):

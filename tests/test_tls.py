@@ -6,7 +6,10 @@ runs on fastloop and stock asyncio and asserts what asyncio does.
 """
 
 import asyncio
+import atexit
+import functools
 import os
+import shutil
 import ssl
 import tempfile
 
@@ -17,11 +20,19 @@ from nethelpers import Echo, Recorder, make_cert
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def cert():
+@functools.cache
+def _cert_files():
     directory = tempfile.mkdtemp(prefix="fastloop-tls-")
-    certfile, keyfile = make_cert(directory)
-    yield certfile, keyfile
+    atexit.register(shutil.rmtree, directory, True)
+    return make_cert(directory)
+
+
+@pytest.fixture
+def cert():
+    # Made once per session, but a function-scoped fixture: every
+    # function-scoped fixture built on a module-scoped one adds a finalizer
+    # to it, which --refleak would count as a leak of each repeated test.
+    return _cert_files()
 
 
 @pytest.fixture
