@@ -265,6 +265,24 @@ def test_sock_recv_on_a_transport_fd_raises_runtime_error(loop, pair):
     run(loop, main())
 
 
+def test_sock_recv_pending_when_its_socket_is_closed_can_be_cancelled(
+        loop, pair):
+    a, b = pair
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await tick()
+        a.close()
+        await tick()
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await tick()
+
+    run(loop, main())
+
+
 def test_pending_sock_recv_when_the_loop_closes_does_not_leak(loop_factory):
     a, b = socket.socketpair()
     a.setblocking(False)
