@@ -32,6 +32,8 @@
 #include "stream.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -534,13 +536,13 @@ attempt(FLSockWait *w, PyObject **result)
 
 static int sock_ready(PyObject *self, PyObject *unused);
 
-static FLSockWait *
-wait_new(FLLoop *loop, PyObject *sock, int kind, int direct)
+/* An operation starts in a FLSockWait on the C stack (its fields only: no
+ * object header, no allocation for what completes at once); wait_heap()
+ * moves it into an object when it must wait.  The fields hold strong
+ * references either way (op_clear() releases a stack one's). */
+static void
+wait_init(FLSockWait *w, FLLoop *loop, PyObject *sock, int kind, int direct)
 {
-    FLSockWait *w = PyObject_GC_New(FLSockWait, &FLSockWait_Type);
-    if (w == NULL) {
-        return NULL;
-    }
     w->loop = (FLLoop *)Py_NewRef(loop);
     w->fut = NULL;
     w->sock = Py_NewRef(sock);
@@ -558,8 +560,6 @@ wait_new(FLLoop *loop, PyObject *sock, int kind, int direct)
     w->in_fd = -1;
     w->calls = 0;
     w->offset = w->count = w->blocksize = w->total_sent = 0;
-    PyObject_GC_Track(w);
-    return w;
 }
 
 static void
@@ -571,9 +571,52 @@ release_view(FLSockWait *w)
     }
 }
 
+static int wait_clear(FLSockWait *w);
+
+/* Releases what a stack operation holds. */
+static void
+op_clear(FLSockWait *w)
+{
+    wait_clear(w);
+}
+
+/* The stack operation `op` as a new _SockWait (its references and buffer
+ * move over), or NULL with op released and an exception set. */
+static FLSockWait *
+wait_heap(FLSockWait *op)
+{
+    FLSockWait *w = PyObject_GC_New(FLSockWait, &FLSockWait_Type);
+    if (w == NULL) {
+        op_clear(op);
+        return NULL;
+    }
+    const size_t start = offsetof(FLSockWait, loop);
+    memcpy((char *)w + start, (char *)op + start, sizeof(FLSockWait) - start);
+    PyObject_GC_Track(w);
+    return w;
+}
+
 /* The operation would block: make the future, check the fd is no
  * transport's (asyncio: only now), watch it, and return the waiter for
  * the coroutine to await (a new reference), or NULL with an exception. */
+static PyObject *wait_start(FLSockWait *w);
+
+/* The stack operation `op` would block: wait for it (op is consumed). */
+static PyObject *
+wait_now(FLSockWait *op)
+{
+    FLSockWait *w = wait_heap(op);
+    if (w == NULL) {
+        return NULL;
+    }
+    PyObject *res = wait_start(w);
+    if (res == NULL) {
+        release_view(w);
+    }
+    Py_DECREF(w);
+    return res;
+}
+
 static PyObject *
 wait_start(FLSockWait *w)
 {
@@ -748,41 +791,38 @@ static PyTypeObject FLSockWait_Type = {
 
 /* ---- the module functions --------------------------------------------- */
 
-/* Runs w's first attempt: the result, or the waiter when it would block,
- * or NULL with the exception (raised from the coroutine, as asyncio's
- * first call's).  Steals w. */
+/* Runs the stack operation w's first attempt: the result, or the waiter
+ * when it would block, or NULL with the exception (raised from the
+ * coroutine, as asyncio's first call's).  Consumes w. */
 static PyObject *
 run_first(FLSockWait *w)
 {
     PyObject *result = NULL;
     int rc = attempt(w, &result);
     if (rc == 0) {
-        result = wait_start(w);
-        if (result == NULL) {
-            release_view(w);
-        }
-    } else {
-        release_view(w);
+        return wait_now(w);
     }
-    Py_DECREF(w);
+    op_clear(w);
     return result;
 }
 
 /* The start shared by every function: args[0] the loop, args[1] the
- * socket.  NULL with an exception set, else a new waiter. */
-static FLSockWait *
-begin(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
+ * socket.  -1 with an exception set, else 0 and `w` (a stack operation)
+ * ready. */
+static int
+begin(FLSockWait *w, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
       const char *name, int kind)
 {
     if (check_args(args, nargs, want, name) < 0) {
-        return NULL;
+        return -1;
     }
     FLLoop *loop = (FLLoop *)args[0];
     int direct;
     if (check_sock(loop, args[1], &direct) < 0) {
-        return NULL;
+        return -1;
     }
-    return wait_new(loop, args[1], kind, direct);
+    wait_init(w, loop, args[1], kind, direct);
+    return 0;
 }
 
 /* The fd for a direct system call (sock.fileno()); -1 for a closed
@@ -805,8 +845,8 @@ direct_fd(FLSockWait *w)
 PyObject *
 fl_sock_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    FLSockWait *w = begin(args, nargs, 3, "_sock_recv", K_RECV);
-    if (w == NULL) {
+    FLSockWait op, *w = &op;
+    if (begin(w, args, nargs, 3, "_sock_recv", K_RECV) < 0) {
         return NULL;
     }
     w->a = Py_NewRef(args[2]);
@@ -819,7 +859,7 @@ fl_sock_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     if (direct_fd(w) < 0) {
-        Py_DECREF(w);
+        op_clear(w);
         return NULL;
     }
     return run_first(w);
@@ -828,13 +868,13 @@ fl_sock_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 PyObject *
 fl_sock_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    FLSockWait *w = begin(args, nargs, 3, "_sock_recv_into", K_RECV_INTO);
-    if (w == NULL) {
+    FLSockWait op, *w = &op;
+    if (begin(w, args, nargs, 3, "_sock_recv_into", K_RECV_INTO) < 0) {
         return NULL;
     }
     w->a = Py_NewRef(args[2]);
     if (direct_fd(w) < 0) {
-        Py_DECREF(w);
+        op_clear(w);
         return NULL;
     }
     return run_first(w);
@@ -843,8 +883,8 @@ fl_sock_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 PyObject *
 fl_sock_recvfrom(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    FLSockWait *w = begin(args, nargs, 3, "_sock_recvfrom", K_RECVFROM);
-    if (w == NULL) {
+    FLSockWait op, *w = &op;
+    if (begin(w, args, nargs, 3, "_sock_recvfrom", K_RECVFROM) < 0) {
         return NULL;
     }
     w->a = Py_NewRef(args[2]);
@@ -855,23 +895,22 @@ PyObject *
 fl_sock_recvfrom_into(PyObject *module, PyObject *const *args,
                       Py_ssize_t nargs)
 {
-    FLSockWait *w =
-        begin(args, nargs, 4, "_sock_recvfrom_into", K_RECVFROM_INTO);
-    if (w == NULL) {
+    FLSockWait op, *w = &op;
+    if (begin(w, args, nargs, 4, "_sock_recvfrom_into", K_RECVFROM_INTO) < 0) {
         return NULL;
     }
     w->a = Py_NewRef(args[2]);
     /* if not nbytes: nbytes = len(buf) */
     int empty = PyObject_Not(args[3]);
     if (empty < 0) {
-        Py_DECREF(w);
+        op_clear(w);
         return NULL;
     }
     if (empty) {
         Py_ssize_t len = PyObject_Length(args[2]);
         w->b = len < 0 ? NULL : PyLong_FromSsize_t(len);
         if (w->b == NULL) {
-            Py_DECREF(w);
+            op_clear(w);
             return NULL;
         }
     } else {
@@ -883,8 +922,8 @@ fl_sock_recvfrom_into(PyObject *module, PyObject *const *args,
 PyObject *
 fl_sock_sendall(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    FLSockWait *w = begin(args, nargs, 3, "_sock_sendall", K_SENDALL);
-    if (w == NULL) {
+    FLSockWait op, *w = &op;
+    if (begin(w, args, nargs, 3, "_sock_sendall", K_SENDALL) < 0) {
         return NULL;
     }
     w->a = Py_NewRef(args[2]);
@@ -897,7 +936,7 @@ fl_sock_sendall(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t n = 0;
         if (r == NULL) {
             if (!would_block_exc()) {
-                Py_DECREF(w);
+                op_clear(w);
                 return NULL;
             }
             PyErr_Clear();
@@ -905,31 +944,26 @@ fl_sock_sendall(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             n = PyLong_AsSsize_t(r);
             Py_DECREF(r);
             if (n == -1 && PyErr_Occurred()) {
-                Py_DECREF(w);
+                op_clear(w);
                 return NULL;
             }
         }
         /* view = memoryview(data), as asyncio holds it while waiting */
         if (PyObject_GetBuffer(args[2], &w->view, PyBUF_SIMPLE) < 0) {
-            Py_DECREF(w);
+            op_clear(w);
             return NULL;
         }
         w->has_view = 1;
         w->pos = n;
         if (w->pos >= w->view.len) {
-            Py_DECREF(w);
+            op_clear(w);
             Py_RETURN_NONE;
         }
-        PyObject *res = wait_start(w);
-        if (res == NULL) {
-            release_view(w);
-        }
-        Py_DECREF(w);
-        return res;
+        return wait_now(w);
     }
     w->has_view = 1;
     if (direct_fd(w) < 0) {
-        Py_DECREF(w);
+        op_clear(w);
         return NULL;
     }
     return run_first(w);
@@ -938,8 +972,8 @@ fl_sock_sendall(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 PyObject *
 fl_sock_sendto(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    FLSockWait *w = begin(args, nargs, 4, "_sock_sendto", K_SENDTO);
-    if (w == NULL) {
+    FLSockWait op, *w = &op;
+    if (begin(w, args, nargs, 4, "_sock_sendto", K_SENDTO) < 0) {
         return NULL;
     }
     w->a = Py_NewRef(args[2]);
@@ -947,55 +981,51 @@ fl_sock_sendto(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* asyncio's first call: sock.sendto(data, address) */
     PyObject *r = call_sock(w, str_sendto, w->a, w->b);
     if (r != NULL || !would_block_exc()) {
-        Py_DECREF(w);
+        op_clear(w);
         return r;
     }
     PyErr_Clear();
-    PyObject *res = wait_start(w);
-    Py_DECREF(w);
-    return res;
+    return wait_now(w);
 }
 
 PyObject *
 fl_sock_connect(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     /* The address is resolved already (fastloop/_loop.py). */
-    FLSockWait *w = begin(args, nargs, 3, "_sock_connect", K_CONNECT);
-    if (w == NULL) {
+    FLSockWait op, *w = &op;
+    if (begin(w, args, nargs, 3, "_sock_connect", K_CONNECT) < 0) {
         return NULL;
     }
     w->a = Py_NewRef(args[2]);
     /* asyncio: fd = sock.fileno(), then sock.connect(address) */
     int fd = sock_fileno(w->sock);
     if (fd == -2) {
-        Py_DECREF(w);
+        op_clear(w);
         return NULL;
     }
     w->fd = fd;
     w->fd_known = 1;
     PyObject *r = call_sock(w, str_connect, w->a, NULL);
     if (r != NULL || !would_block_exc()) {
-        Py_DECREF(w);
+        op_clear(w);
         return r;
     }
     /* EINPROGRESS (or EINTR): the outcome comes with writability. */
     PyErr_Clear();
-    PyObject *res = wait_start(w);
-    Py_DECREF(w);
-    return res;
+    return wait_now(w);
 }
 
 PyObject *
 fl_sock_accept(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    FLSockWait *w = begin(args, nargs, 2, "_sock_accept", K_ACCEPT);
-    if (w == NULL) {
+    FLSockWait op, *w = &op;
+    if (begin(w, args, nargs, 2, "_sock_accept", K_ACCEPT) < 0) {
         return NULL;
     }
     /* asyncio reads fd = sock.fileno() before trying */
     int fd = sock_fileno(w->sock);
     if (fd == -2) {
-        Py_DECREF(w);
+        op_clear(w);
         return NULL;
     }
     w->fd = fd;
@@ -1023,17 +1053,15 @@ fl_sock_sendfile(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", in_fd);
         return NULL;
     }
-    FLSockWait *w = wait_new((FLLoop *)args[0], args[1], K_SENDFILE, 1);
-    if (w == NULL) {
-        return NULL;
-    }
+    FLSockWait op, *w = &op;
+    wait_init(w, (FLLoop *)args[0], args[1], K_SENDFILE, 1);
     w->in_fd = (int)in_fd;
     w->offset = offset;
     w->count = count;
     w->blocksize = blocksize;
     int fd = sock_fileno(w->sock);
     if (fd == -2) {
-        Py_DECREF(w);
+        op_clear(w);
         return NULL;
     }
     w->fd = fd;

@@ -249,6 +249,25 @@ def test_cancelling_a_replaced_sock_recv_keeps_the_new_watch(loop, pair):
     assert run(loop, main()) == b"second"
 
 
+def test_sock_recv_and_sock_sendall_wait_on_one_fd_together(loop, pair):
+    a, b = pair
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    data = b"y" * 2**20
+
+    async def main():
+        recv = asyncio.ensure_future(loop.sock_recv(a, 100))
+        send = asyncio.ensure_future(loop.sock_sendall(a, data))
+        await tick()
+        assert not recv.done() and not send.done()
+        b.send(b"both")
+        assert await recv == b"both"
+        got = await read_all(loop, b, len(data))
+        await send
+        return got
+
+    assert run(loop, main()) == data
+
+
 def test_sock_recv_on_a_transport_fd_raises_runtime_error(loop, pair):
     a, b = pair
 
