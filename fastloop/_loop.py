@@ -9,6 +9,8 @@ through the methods it overrides.
 """
 
 import asyncio
+import io
+import os
 import selectors
 import signal
 import socket
@@ -16,10 +18,14 @@ import sys
 import threading
 import warnings
 import weakref
-from asyncio import constants, events, sslproto, unix_events
+from asyncio import base_events, constants, events, exceptions, sslproto
+from asyncio import unix_events
 from asyncio.log import logger
 
 from . import _core, _sslproto
+from ._core import (_SockWait, _sock_accept, _sock_connect, _sock_recv,
+                    _sock_recv_into, _sock_recvfrom, _sock_recvfrom_into,
+                    _sock_sendall, _sock_sendfile, _sock_sendto)
 
 try:
     from _asyncio import _set_running_loop as _c_set_running_loop
@@ -139,6 +145,107 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
             self._make_python_socket_transport(
                 rawsock, ssl_protocol, None, extra, server, context)
         return ssl_protocol._app_transport
+
+    # ---- sock_* coroutines: the syscall and the wait are C (src/sock.c) --
+    # Each C function tries the operation at once and returns its result,
+    # or a _SockWait to await when it would block.
+
+    async def sock_recv(self, sock, n):
+        """Receive up to n bytes from the socket (a bytes object)."""
+        res = _sock_recv(self, sock, n)
+        if res.__class__ is _SockWait:
+            return await res
+        return res
+
+    async def sock_recv_into(self, sock, buf):
+        """Receive data into buf; return the number of bytes written."""
+        res = _sock_recv_into(self, sock, buf)
+        if res.__class__ is _SockWait:
+            return await res
+        return res
+
+    async def sock_recvfrom(self, sock, bufsize):
+        """Receive a datagram: (data, address)."""
+        res = _sock_recvfrom(self, sock, bufsize)
+        if res.__class__ is _SockWait:
+            return await res
+        return res
+
+    async def sock_recvfrom_into(self, sock, buf, nbytes=0):
+        """Receive a datagram into buf: (nbytes, address)."""
+        res = _sock_recvfrom_into(self, sock, buf, nbytes)
+        if res.__class__ is _SockWait:
+            return await res
+        return res
+
+    async def sock_sendall(self, sock, data):
+        """Send all of data to the connected socket."""
+        res = _sock_sendall(self, sock, data)
+        if res.__class__ is _SockWait:
+            return await res
+        return res
+
+    async def sock_sendto(self, sock, data, address):
+        """Send a datagram to address; return the number of bytes sent."""
+        res = _sock_sendto(self, sock, data, address)
+        if res.__class__ is _SockWait:
+            return await res
+        return res
+
+    async def sock_connect(self, sock, address):
+        """Connect the socket to address."""
+        base_events._check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        if sock.family == socket.AF_INET or (
+                base_events._HAS_IPv6 and sock.family == socket.AF_INET6):
+            resolved = await self._ensure_resolved(
+                address, family=sock.family, type=sock.type, proto=sock.proto,
+                loop=self,
+            )
+            _, _, _, _, address = resolved[0]
+        res = _sock_connect(self, sock, address)
+        if res.__class__ is _SockWait:
+            try:
+                return await res
+            finally:
+                # Breaks the cycles an exception's traceback makes.
+                res = None
+        return res
+
+    async def sock_accept(self, sock):
+        """Accept a connection: (conn, address), conn non-blocking."""
+        res = _sock_accept(self, sock)
+        if res.__class__ is _SockWait:
+            return await res
+        return res
+
+    async def _sock_sendfile_native(self, sock, file, offset, count):
+        # unix_events' checks; the os.sendfile loop is C.
+        try:
+            os.sendfile
+        except AttributeError:
+            raise exceptions.SendfileNotAvailableError(
+                "os.sendfile() is not available")
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation):
+            raise exceptions.SendfileNotAvailableError("not a regular file")
+        try:
+            fsize = os.fstat(fileno).st_size
+        except OSError:
+            raise exceptions.SendfileNotAvailableError("not a regular file")
+        blocksize = count if count else fsize
+        if not blocksize:
+            return 0  # empty file
+        if sys.version_info >= (3, 13):
+            # As asyncio (which truncates for 32-bit platforms).
+            blocksize = min(blocksize, sys.maxsize // 2 + 1)
+        res = _sock_sendfile(self, sock, fileno, offset, count or 0,
+                             blocksize)
+        if res.__class__ is _SockWait:
+            return await res
+        return res
 
     def __repr__(self):
         return (

@@ -5,6 +5,7 @@
  */
 #include "module.h"
 #include "server.h"
+#include "sock.h"
 
 fl_module_state fl_state;
 
@@ -159,6 +160,7 @@ fl_merge_getset(const PyGetSetDef *own, const PyGetSetDef *inherited)
 
 static PyMethodDef fl_module_methods[] = {
     FL_SERVER_FUNCTIONS,
+    FL_SOCK_FUNCTIONS,
     {NULL, NULL, 0, NULL},
 };
 
@@ -180,7 +182,8 @@ PyInit__core(void)
     if (fill_state() < 0 || fl_handle_init(module) < 0 ||
         fl_loop_init(module) < 0 || fl_io_init(module) < 0 ||
         fl_future_init(module) < 0 || fl_task_init(module) < 0 ||
-        fl_stream_init(module) < 0 || fl_server_init(module) < 0) {
+        fl_stream_init(module) < 0 || fl_server_init(module) < 0 ||
+        fl_sock_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }
