@@ -6,8 +6,18 @@
  * fl_io_dispatch().  A blocking poll is a libev pass bounded by one
  * ev_timer set to the earliest deadline; cross-thread wake-ups are an
  * ev_async.
+ *
+ * libev registers a started ev_io with the kernel only in its next poll,
+ * and Debian's build asserts when the fd is closed by then.  asyncio's
+ * selector registers at once, so closing a watched fd is harmless there:
+ * the watcher of an fd found closed is stopped before the poll (its slot
+ * stays, so remove_reader still finds it), and starting one on a closed
+ * fd raises OSError(EBADF), as epoll_ctl does for asyncio.
  */
 #include "io_backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
 
 static void
 ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
@@ -27,12 +37,64 @@ ready_cb(struct ev_loop *evloop, ev_io *w, int revents)
 static int
 libev_open(FLLoop *loop)
 {
+    loop->libev_fresh = NULL;
+    loop->libev_nfresh = 0;
+    loop->libev_fresh_cap = 0;
     return 0;
 }
 
 static void
 libev_close(FLLoop *loop)
 {
+    PyMem_Free(loop->libev_fresh);
+    loop->libev_fresh = NULL;
+    loop->libev_nfresh = 0;
+    loop->libev_fresh_cap = 0;
+}
+
+static int
+fd_is_closed(int fd)
+{
+    return fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+}
+
+/* Remembers that `fd` was started since the last poll.  0, or -1 with
+ * MemoryError. */
+static int
+note_fresh(FLLoop *loop, int fd)
+{
+    if (loop->libev_nfresh > 0 &&
+        loop->libev_fresh[loop->libev_nfresh - 1] == fd) {
+        return 0; /* both directions of one watch */
+    }
+    if (loop->libev_nfresh == loop->libev_fresh_cap) {
+        int cap = loop->libev_fresh_cap ? 2 * loop->libev_fresh_cap : 16;
+        int *grown = PyMem_Realloc(loop->libev_fresh, cap * sizeof(int));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        loop->libev_fresh = grown;
+        loop->libev_fresh_cap = cap;
+    }
+    loop->libev_fresh[loop->libev_nfresh++] = fd;
+    return 0;
+}
+
+/* Before a poll: stops the watchers of fds started since the last one and
+ * closed since (libev would hand the kernel a closed fd). */
+static void
+stop_closed_fresh(FLLoop *loop)
+{
+    for (int i = 0; i < loop->libev_nfresh; i++) {
+        int fd = loop->libev_fresh[i];
+        fl_io_watch *watch = fl_io_watch_for_fd(loop, fd);
+        if (watch != NULL && fd_is_closed(fd)) {
+            ev_io_stop(loop->evloop, &watch->rio);
+            ev_io_stop(loop->evloop, &watch->wio);
+        }
+    }
+    loop->libev_nfresh = 0;
 }
 
 /* Starts the watcher of each direction that has a slot set, stops the
@@ -43,6 +105,20 @@ libev_apply(FLLoop *loop, fl_io_watch *watch, int rearm)
 {
     ev_io *watchers[2] = {&watch->rio, &watch->wio};
     PyObject *slots[2] = {watch->reader, watch->writer};
+    int starts = 0;
+    for (int i = 0; i < 2; i++) {
+        starts |= slots[i] != NULL && (rearm || !ev_is_active(watchers[i]));
+    }
+    if (starts) {
+        if (fd_is_closed(watch->fd)) {
+            errno = EBADF;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        if (note_fresh(loop, watch->fd) < 0) {
+            return -1;
+        }
+    }
     for (int i = 0; i < 2; i++) {
         ev_io *w = watchers[i];
         if (slots[i] == NULL || rearm) {
@@ -76,6 +152,7 @@ libev_block(FLLoop *loop, double timeout)
 {
     /* The GIL is released by the loop's release hook (loop.c) around the
      * backend call only, not around libev's callbacks. */
+    stop_closed_fresh(loop);
     loop->poll_may_block = 1;
     if (timeout > 0.0) {
         /* libev measures `after` from its cached time: refresh it first so
@@ -99,6 +176,7 @@ libev_poll(FLLoop *loop, double timeout)
     if (timeout != 0.0) {
         return libev_block(loop, timeout);
     }
+    stop_closed_fresh(loop);
     loop->poll_may_block = 0;
     ev_run(loop->evloop, EVRUN_NOWAIT);
     return PyErr_Occurred() ? -1 : 0;

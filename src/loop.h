@@ -65,6 +65,11 @@ typedef struct {
     uint32_t epoll_last_tag;
     struct epoll_event *epoll_events; /* epoll_wait's buffer */
     int epoll_events_cap;
+    /* The libev backend (io_libev.c): fds whose ev_io were started since
+     * the last poll (libev hands them to the kernel only then). */
+    int *libev_fresh;
+    int libev_nfresh;
+    int libev_fresh_cap;
     /* Cancelled handles a poll found ready and unregistered, released
      * when the poll is over (fl_io_release_dropped): their last reference
      * may run any Python code, which must not find a watch half-updated or

@@ -1359,6 +1359,53 @@ def test_fileno_that_closes_the_loop(loop_factory):
         assert loop.is_closed()
 
 
+CLOSED_BEFORE_POLL_PROGRAM = """
+import socket
+a, b = socket.socketpair()
+a.setblocking(False)
+fd = a.fileno()
+loop.add_reader(fd, print, "never")
+a.close()
+loop.run_until_complete(asyncio.sleep(0))
+print("survived", loop.remove_reader(fd))
+loop.close()
+b.close()
+"""
+
+
+def test_a_watched_fd_closed_before_the_next_poll(loop_factory, child_env):
+    # libev registers a started watcher only in its next poll; asyncio's
+    # selector at once, so closing the fd first is harmless there.
+    out = run_child(loop_factory, child_env, CLOSED_BEFORE_POLL_PROGRAM)
+    assert out == "survived True\n"
+
+
+SOCK_RECV_CLOSED_PROGRAM = """
+import socket
+a, b = socket.socketpair()
+a.setblocking(False)
+async def main():
+    task = asyncio.ensure_future(loop.sock_recv(a, 10))
+    await asyncio.sleep(0)
+    a.close()
+    await asyncio.sleep(0)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        print("cancelled")
+loop.run_until_complete(main())
+loop.close()
+b.close()
+"""
+
+
+def test_sock_recv_whose_socket_is_closed_while_waiting(loop_factory,
+                                                        child_env):
+    out = run_child(loop_factory, child_env, SOCK_RECV_CLOSED_PROGRAM)
+    assert out == "cancelled\n"
+
+
 # ---- task steps -------------------------------------------------------------
 
 def test_coroutine_closing_stopping_and_cancelling_from_its_step(loop):
