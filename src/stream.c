@@ -59,6 +59,18 @@ static char *read_buffer;       /* FL_READ_SIZE bytes, made on first use */
  * recv() fills directly, handed to data_received() shrunk to what came in,
  * and taken back when nobody kept it.  NULL when in use or not made. */
 static PyObject *spare_bytes;
+/* Medium reads (from pymalloc's limit up to FL_LARGE_READ) are copied into
+ * a bytes object that the C library's malloc() provides: a malloc() and a
+ * free() per read, some 600 instructions for a 1 KiB message (glibc keeps
+ * no per-thread cache for blocks that large).  The bytes object of the
+ * last such read, when data_received() did not keep it, is kept here with
+ * its allocation (spare_medium_cap bytes) and reused, shrunk to size, for
+ * the next read of at most that size and at least half of it.  NULL when
+ * in use or not made. */
+static PyObject *spare_medium;
+static Py_ssize_t spare_medium_cap;
+/* Below this, bytes objects come from pymalloc (cheap) or are singletons. */
+#define FL_SPARE_MEDIUM_MIN 512
 
 static PyObject *str_connection_made, *str_data_received, *str_eof_received,
     *str_connection_lost, *str_get_buffer, *str_buffer_updated,
@@ -827,6 +839,48 @@ set_bytes_size(PyObject *b, Py_ssize_t n)
     _Py_COMP_DIAG_POP
 }
 
+/* A bytes object holding buf[0:n], for data_received().  *cap is set to
+ * the size of its allocation when it may be reused (release_medium), else
+ * to 0.  New reference, or NULL with an exception set. */
+static PyObject *
+medium_bytes(const char *buf, Py_ssize_t n, Py_ssize_t *cap)
+{
+    *cap = 0;
+    if (n < FL_SPARE_MEDIUM_MIN || n >= FL_LARGE_READ) {
+        return PyBytes_FromStringAndSize(buf, n);
+    }
+    PyObject *b = spare_medium;
+    if (b != NULL && n <= spare_medium_cap && n >= spare_medium_cap / 2) {
+        assert(PyBytes_CheckExact(b) && Py_REFCNT(b) == 1);
+        spare_medium = NULL;
+        *cap = spare_medium_cap;
+        set_bytes_size(b, n);
+        memcpy(PyBytes_AS_STRING(b), buf, (size_t)n);
+        return b;
+    }
+    b = PyBytes_FromStringAndSize(buf, n);
+    if (b != NULL) {
+        *cap = n;
+    }
+    return b;
+}
+
+/* Releases what medium_bytes() returned: kept as the spare when nobody
+ * else holds it (the protocol did not keep it). */
+static void
+release_medium(PyObject *b, Py_ssize_t cap)
+{
+    if (cap == 0 || Py_REFCNT(b) != 1) {
+        Py_DECREF(b);
+        return;
+    }
+    PyObject *old = spare_medium;
+    spare_medium = b;
+    spare_medium_cap = cap;
+    /* A bytes object: freeing it runs no Python code. */
+    Py_XDECREF(old);
+}
+
 /* Gives the spare back (or drops it when the protocol kept it). */
 static void
 release_spare(PyObject *b)
@@ -874,12 +928,13 @@ read_large(FLStream *t)
     }
     t->large_reads = n >= FL_LARGE_READ;
     PyObject *data;
+    Py_ssize_t cap = 0;
     if (t->large_reads) {
         set_bytes_size(buf, n);
         data = buf;
         buf = NULL;
     } else {
-        data = PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf), n);
+        data = medium_bytes(PyBytes_AS_STRING(buf), n, &cap);
         release_spare(buf);
         if (data == NULL) {
             return fatal_in_callback(t,
@@ -892,7 +947,7 @@ read_large(FLStream *t)
     if (Py_SIZE(data) >= FL_LARGE_READ) {
         release_spare(data);
     } else {
-        Py_DECREF(data);
+        release_medium(data, cap);
     }
     if (res == NULL) {
         return fatal_in_callback(
@@ -939,14 +994,15 @@ read_ready(PyObject *self, PyObject *Py_UNUSED(unused))
         return on_eof(t);
     }
     t->large_reads = n >= FL_LARGE_READ;
-    PyObject *data = PyBytes_FromStringAndSize(read_buffer, n);
+    Py_ssize_t cap;
+    PyObject *data = medium_bytes(read_buffer, n, &cap);
     if (data == NULL) {
         return fatal_in_callback(t, "Fatal read error on socket transport");
     }
     int entered = ctx_enter(t);
     PyObject *res = call_protocol(t, str_data_received, data);
     ctx_exit(t, entered);
-    Py_DECREF(data);
+    release_medium(data, cap);
     if (res == NULL) {
         return fatal_in_callback(
             t, "Fatal error: protocol.data_received() call failed.");

@@ -340,9 +340,201 @@ fl_task_hide_left_task(FLLoop *fl)
 }
 #endif /* FL_CURRENT_TASK_ON_TSTATE */
 
+#if !FL_CURRENT_TASK_ON_TSTATE
+/* 3.11-3.13: asyncio's registry of tasks (all_tasks()) is a weakref.WeakSet
+ * (_asyncio's _all_tasks, from 3.12 _scheduled_tasks), and _asyncio's
+ * _register_task calls its add(), Python code, and each registered task's
+ * death calls the set's _remove, Python code again: some 3,400
+ * instructions per task, more than the rest of a task's creation and
+ * destruction by fastloop.  When _register_task is that C function and the
+ * set a plain WeakSet, fastloop does what the two Python functions do
+ * (_weakrefset.py) in C, on the same attributes of the same set: add()
+ * commits pending removals first, then adds a weak reference to the task
+ * whose callback (registry_remove) appends it to _pending_removals while
+ * the set is being iterated, else discards it from `data`.  Set up on the
+ * first registration; any other arrangement calls _register_task. */
+#if PY_VERSION_HEX >= 0x030C0000
+#define REGISTRY_NAME "_scheduled_tasks"
+#else
+#define REGISTRY_NAME "_all_tasks"
+#endif
+
+static struct {
+    int state;        /* 0: not set up; 1: fast path; -1: _register_task */
+    PyObject *set;    /* the WeakSet */
+    PyObject *remove; /* the weak references' callback (registry_remove) */
+    PyObject *str_data, *str_pending, *str_commit, *str_iterating;
+} registry;
+
+/* The WeakSet's instance attribute `name` (a new reference), read from its
+ * __dict__: a third of the cost of PyObject_GetAttr.  NULL with an
+ * exception set on failure. */
+static PyObject *
+registry_attr(PyObject *dict, PyObject *name)
+{
+    PyObject *value = PyDict_GetItemWithError(dict, name);
+    if (value != NULL) {
+        return Py_NewRef(value);
+    }
+    if (!PyErr_Occurred()) {
+        value = PyObject_GetAttr(registry.set, name);
+    }
+    return value;
+}
+
+/* The callback of a registered task's weak reference: the WeakSet's
+ * _remove(item). */
+static PyObject *
+registry_remove(PyObject *set, PyObject *item)
+{
+    PyObject *dict = PyObject_GenericGetDict(set, NULL);
+    if (dict == NULL) {
+        return NULL;
+    }
+    PyObject *iterating = registry_attr(dict, registry.str_iterating);
+    int busy = iterating == NULL ? -1 : PyObject_IsTrue(iterating);
+    Py_XDECREF(iterating);
+    PyObject *target = busy < 0
+                           ? NULL
+                           : registry_attr(dict, busy ? registry.str_pending
+                                                      : registry.str_data);
+    Py_DECREF(dict);
+    if (target == NULL) {
+        return NULL;
+    }
+    int rc;
+    if (busy && PyList_CheckExact(target)) {
+        rc = PyList_Append(target, item);
+    } else if (!busy && PySet_CheckExact(target)) {
+        rc = PySet_Discard(target, item) < 0 ? -1 : 0;
+    } else {
+        PyObject *res = PyObject_CallMethod(
+            target, busy ? "append" : "discard", "O", item);
+        rc = res == NULL ? -1 : 0;
+        Py_XDECREF(res);
+    }
+    Py_DECREF(target);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef registry_remove_def = {"_remove", registry_remove, METH_O,
+                                          NULL};
+
+/* Decides between the fast path and _register_task.  0, or -1 with an
+ * exception set. */
+static int
+registry_setup(void)
+{
+    registry.state = -1;
+    PyObject *mod = PyImport_ImportModule("_asyncio");
+    if (mod == NULL) {
+        return -1;
+    }
+    PyObject *fn = PyObject_GetAttrString(mod, "_register_task");
+    PyObject *set = fn ? PyObject_GetAttrString(mod, REGISTRY_NAME) : NULL;
+    Py_DECREF(mod);
+    if (set == NULL) {
+        Py_XDECREF(fn);
+        PyErr_Clear();
+        return 0;
+    }
+    int usable = fn == fl_fstate.register_task;
+    Py_DECREF(fn);
+    PyObject *weakset = NULL;
+    if (usable) {
+        PyObject *wmod = PyImport_ImportModule("_weakrefset");
+        weakset = wmod ? PyObject_GetAttrString(wmod, "WeakSet") : NULL;
+        Py_XDECREF(wmod);
+        if (weakset == NULL) {
+            Py_DECREF(set);
+            return -1;
+        }
+        usable = (PyObject *)Py_TYPE(set) == weakset;
+        Py_DECREF(weakset);
+    }
+    if (usable) {
+        registry.str_data = PyUnicode_InternFromString("data");
+        registry.str_pending = PyUnicode_InternFromString("_pending_removals");
+        registry.str_commit = PyUnicode_InternFromString("_commit_removals");
+        registry.str_iterating = PyUnicode_InternFromString("_iterating");
+        if (registry.str_data == NULL || registry.str_pending == NULL ||
+            registry.str_commit == NULL || registry.str_iterating == NULL) {
+            Py_DECREF(set);
+            return -1;
+        }
+        registry.remove = PyCFunction_New(&registry_remove_def, set);
+        if (registry.remove == NULL) {
+            Py_DECREF(set);
+            return -1;
+        }
+        registry.set = set; /* the callback holds it too */
+        registry.state = 1;
+        return 0;
+    }
+    Py_DECREF(set);
+    return 0;
+}
+
+/* WeakSet.add(task) on the registry. */
+static int
+registry_add(PyObject *task)
+{
+    PyObject *set = registry.set;
+    PyObject *dict = PyObject_GenericGetDict(set, NULL);
+    if (dict == NULL) {
+        return -1;
+    }
+    PyObject *pending = registry_attr(dict, registry.str_pending);
+    int commit = pending == NULL ? -1 : PyObject_IsTrue(pending);
+    Py_XDECREF(pending);
+    if (commit > 0) {
+        /* Python code: the dict is fetched again after it. */
+        Py_DECREF(dict);
+        PyObject *res = PyObject_CallMethodNoArgs(set, registry.str_commit);
+        if (res == NULL) {
+            return -1;
+        }
+        Py_DECREF(res);
+        dict = PyObject_GenericGetDict(set, NULL);
+        if (dict == NULL) {
+            return -1;
+        }
+    }
+    PyObject *data =
+        commit < 0 ? NULL : registry_attr(dict, registry.str_data);
+    Py_DECREF(dict);
+    if (data == NULL) {
+        return -1;
+    }
+    PyObject *ref = PyWeakref_NewRef(task, registry.remove);
+    int rc = -1;
+    if (ref != NULL && PySet_CheckExact(data)) {
+        rc = PySet_Add(data, ref);
+    } else if (ref != NULL) {
+        PyObject *res = PyObject_CallMethod(data, "add", "O", ref);
+        rc = res == NULL ? -1 : 0;
+        Py_XDECREF(res);
+    }
+    Py_XDECREF(ref);
+    Py_DECREF(data);
+    return rc;
+}
+#endif /* !FL_CURRENT_TASK_ON_TSTATE */
+
 static int
 register_task(PyObject *task)
 {
+#if !FL_CURRENT_TASK_ON_TSTATE
+    if (registry.state == 0 && registry_setup() < 0) {
+        return -1;
+    }
+    if (registry.state > 0) {
+        return registry_add(task);
+    }
+#endif
     PyObject *res = PyObject_CallOneArg(fl_fstate.register_task, task);
     if (res == NULL) {
         return -1;

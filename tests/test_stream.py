@@ -1087,3 +1087,50 @@ def test_large_reads_kept_or_hashed_by_the_protocol_stay_intact(loop):
     assert b"".join(pr.kept) == payload
     assert all(type(c) is bytes for c in pr.kept)
     assert all(hash(c) == hash(bytes(bytearray(c))) for c in pr.kept)
+
+
+def test_medium_reads_kept_or_hashed_by_the_protocol_stay_intact(loop):
+    # Messages of about 1 KiB, one per read: a transport may reuse the
+    # bytes object of a read nobody kept; a kept one must never change, and
+    # a hashed one must not keep its old hash when reused.
+    sizes = [1024, 1024, 700, 1000, 2000, 600, 1024, 4096, 1500, 1024] * 3
+
+    class Keeper(asyncio.Protocol):
+        def __init__(self):
+            self.kept = []
+            self.hashes = []
+            self.got = 0
+            self.arrived = None
+
+        def data_received(self, data):
+            self.got += len(data)
+            if len(self.hashes) % 3 == 0:
+                self.kept.append(data)  # kept as it is
+            else:
+                self.kept.append(bytes(bytearray(data)))  # a copy
+            self.hashes.append(hash(data))  # hashed in every case
+            if self.arrived is not None and not self.arrived.done():
+                self.arrived.set_result(None)
+
+    async def main():
+        a, b = socket.socketpair()
+        tr, pr = await loop.create_connection(Keeper, sock=a)
+        b.setblocking(False)
+        sent = []
+        for i, size in enumerate(sizes):
+            message = bytes([i % 251]) * size
+            sent.append(message)
+            expected = pr.got + size
+            pr.arrived = loop.create_future()
+            await loop.sock_sendall(b, message)
+            while pr.got < expected:
+                await pr.arrived
+                pr.arrived = loop.create_future()
+        tr.close()
+        b.close()
+        return pr, sent
+
+    pr, sent = run(loop, main())
+    assert b"".join(pr.kept) == b"".join(sent)
+    assert all(type(c) is bytes for c in pr.kept)
+    assert all(hash(c) == h for c, h in zip(pr.kept, pr.hashes))

@@ -605,6 +605,74 @@ def test_all_tasks_includes_pending_tasks(impl):
     assert asyncio.current_task(impl.loop) is None
 
 
+# 3.11-3.13 keep every task in a weakref.WeakSet (fastloop adds to it and
+# removes from it in C, as the WeakSet's own Python methods do); 3.14 links
+# C tasks and their subclasses in a per-thread list instead.
+REGISTRY = getattr(asyncio.tasks, "_all_tasks", None)
+if sys.version_info >= (3, 12):
+    REGISTRY = getattr(asyncio.tasks, "_scheduled_tasks", None)
+needs_weakset_registry = pytest.mark.skipif(
+    sys.version_info >= (3, 14) or not isinstance(REGISTRY, weakref.WeakSet),
+    reason="asyncio keeps its C tasks in a WeakSet up to 3.13 only")
+
+
+@needs_weakset_registry
+def test_a_dead_task_leaves_the_registry(impl):
+    gc.collect()
+    before = len(REGISTRY.data)
+    tasks = [impl.Task(answer(), loop=impl.loop) for _ in range(5)]
+    assert len(REGISTRY.data) == before + 5
+    assert all(t in REGISTRY for t in tasks)
+    impl.run(_wait_all(tasks))
+    del tasks
+    gc.collect()
+    assert len(REGISTRY.data) == before
+    assert REGISTRY._pending_removals == []
+
+
+async def _wait_all(tasks):
+    for t in tasks:
+        await t
+
+
+@needs_weakset_registry
+def test_a_task_dying_while_the_registry_is_iterated_is_removed_after(impl):
+    gc.collect()
+    tasks = [impl.Task(answer(), loop=impl.loop) for _ in range(2)]
+    impl.run(_wait_all(tasks))
+    before = len(REGISTRY.data)
+    it = iter(REGISTRY)
+    first = next(it)  # the WeakSet is being iterated: removals wait
+    # The iterator holds what it yielded: let another task die.
+    tasks = [t for t in tasks if t is not first]
+    assert len(tasks) == 1
+    del tasks
+    gc.collect()
+    assert len(REGISTRY.data) == before
+    assert len(REGISTRY._pending_removals) == 1
+    it.close()  # the iteration ends: the removal is done
+    assert len(REGISTRY.data) == before - 1
+    assert REGISTRY._pending_removals == []
+    # A registration commits removals left pending first, as add() does.
+    other = impl.Task(answer(), loop=impl.loop)
+    impl.run(_wait_all([other]))
+    it = iter(REGISTRY)
+    first = next(it)
+    if first is other:
+        first = next(it)
+    del other
+    gc.collect()
+    assert len(REGISTRY._pending_removals) == 1
+    guards = set(REGISTRY._iterating)
+    REGISTRY._iterating.clear()  # as if the iteration had ended elsewhere
+    third = impl.Task(answer(), loop=impl.loop)
+    REGISTRY._iterating.update(guards)
+    assert REGISTRY._pending_removals == []
+    assert third in REGISTRY
+    impl.run(_wait_all([third]))
+    it.close()
+
+
 def test_pending_task_destroyed_is_reported(impl):
     contexts = collect_exception_contexts(impl.loop)
 
