@@ -279,14 +279,14 @@ fl_format_callback(FLHandle *self)
     /* Held: the reprs of the arguments may cancel the handle. */
     PyObject *call_args[3] = {Py_NewRef(self->callback), Py_NewRef(self->args),
                               debug ? Py_True : Py_False};
-    PyObject *res = PyObject_Vectorcall(fl_state.format_callback_source,
+    PyObject *res = PyObject_Vectorcall(fl_state->format_callback_source,
                                         call_args, 2, kwnames);
     Py_DECREF(call_args[0]);
     Py_DECREF(call_args[1]);
     Py_DECREF(kwnames);
     return res;
 #else
-    return PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
+    return PyObject_CallFunctionObjArgs(fl_state->format_callback_source,
                                         self->callback, self->args, NULL);
 #endif
 }
@@ -453,7 +453,7 @@ handle_init_debug(FLHandle *self)
     }
     PyObject *frame = (PyObject *)PyEval_GetFrame();
     self->source_traceback =
-        PyObject_CallOneArg(fl_state.extract_stack, frame ? frame : Py_None);
+        PyObject_CallOneArg(fl_state->extract_stack, frame ? frame : Py_None);
     return self->source_traceback == NULL ? -1 : 0;
 }
 

@@ -24,8 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static PyObject *str_ensure_fd_no_transport; /* "_ensure_fd_no_transport" */
-
 /* What fileobj_to_fd returns for a valid fd number that no C int holds
  * (no exception set): add_reader raises OverflowError for it, as the
  * selector's register() does; remove_reader finds nothing to remove. */
@@ -546,7 +544,7 @@ static int
 ensure_no_transport(FLLoop *loop, PyObject *fileobj)
 {
     PyObject *res = PyObject_CallMethodOneArg(
-        (PyObject *)loop, str_ensure_fd_no_transport, fileobj);
+        (PyObject *)loop, fl_state->str_ensure_fd_no_transport, fileobj);
     if (res == NULL) {
         return -1;
     }
@@ -714,12 +712,4 @@ fl_io_traverse(FLLoop *loop, visitproc visit, void *arg)
         Py_VISIT(loop->io_dropped[i]);
     }
     return 0;
-}
-
-int
-fl_io_init(PyObject *module)
-{
-    str_ensure_fd_no_transport =
-        PyUnicode_InternFromString("_ensure_fd_no_transport");
-    return str_ensure_fd_no_transport == NULL ? -1 : 0;
 }

@@ -40,8 +40,6 @@ fl_monotonic(void)
 
 /* ---- type check ------------------------------------------------------- */
 
-PyTypeObject *fl_loop_last_subtype;
-
 int
 fl_loop_check_subtype(PyObject *op)
 {
@@ -49,7 +47,7 @@ fl_loop_check_subtype(PyObject *op)
     if (!PyType_IsSubtype(type, &FLLoop_Type)) {
         return 0;
     }
-    Py_XSETREF(fl_loop_last_subtype, (PyTypeObject *)Py_NewRef(type));
+    Py_XSETREF(fl_state->loop_last_subtype, (PyTypeObject *)Py_NewRef(type));
     return 1;
 }
 
@@ -234,7 +232,7 @@ fl_loop_flush_current_task(FLLoop *self)
         return 0;
     }
     self->task_left_in_dict = FL_LEFT_NOTHING;
-    if (PyDict_DelItem(fl_fstate.current_tasks, (PyObject *)self) < 0) {
+    if (PyDict_DelItem(fl_state->current_tasks, (PyObject *)self) < 0) {
         if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
             return -1;
         }
@@ -301,14 +299,14 @@ fl_loop_check_thread(FLLoop *self)
 static int
 check_callback(PyObject *callback, const char *method)
 {
-    PyObject *res = PyObject_CallOneArg(fl_state.iscoroutine, callback);
+    PyObject *res = PyObject_CallOneArg(fl_state->iscoroutine, callback);
     if (res == NULL) {
         return -1;
     }
     int is_coro = PyObject_IsTrue(res);
     Py_DECREF(res);
     if (is_coro == 0) {
-        res = PyObject_CallOneArg(fl_state.iscoroutinefunction, callback);
+        res = PyObject_CallOneArg(fl_state->iscoroutinefunction, callback);
         if (res == NULL) {
             return -1;
         }
@@ -342,8 +340,8 @@ capture_source_traceback(FLHandle *handle, int loop_frames)
      * among them: keep the same number of the caller's frames. */
     PyObject *frame = (PyObject *)PyEval_GetFrame();
     PyObject *tb = PyObject_CallFunction(
-        fl_state.extract_stack, "On", frame ? frame : Py_None,
-        fl_state.debug_stack_depth - loop_frames);
+        fl_state->extract_stack, "On", frame ? frame : Py_None,
+        fl_state->debug_stack_depth - loop_frames);
     if (tb == NULL) {
         return -1;
     }
@@ -365,15 +363,15 @@ fl_loop_report_exception(PyObject *loop, const char *message, PyObject *exc,
     PyObject *context = PyDict_New();
     PyObject *msg = PyUnicode_FromString(message);
     if (context == NULL || msg == NULL ||
-        PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
+        PyDict_SetItem(context, fl_state->str_message, msg) < 0 ||
         (exc != NULL &&
-         PyDict_SetItem(context, fl_state.str_exception, exc) < 0) ||
+         PyDict_SetItem(context, fl_state->str_exception, exc) < 0) ||
         (extra_key != NULL && extra != NULL &&
          PyDict_SetItem(context, extra_key, extra) < 0)) {
         goto unraisable;
     }
     PyObject *res = PyObject_CallMethodOneArg(
-        loop, fl_state.str_call_exception_handler, context);
+        loop, fl_state->str_call_exception_handler, context);
     if (res == NULL) {
         goto unraisable;
     }
@@ -419,11 +417,12 @@ fl_handle_report_error(FLHandle *handle)
     PyObject *msg =
         cb ? PyUnicode_FromFormat("Exception in callback %U", cb) : NULL;
     if (context == NULL || msg == NULL ||
-        PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
-        PyDict_SetItem(context, fl_state.str_exception, exc) < 0 ||
-        PyDict_SetItem(context, fl_state.str_handle, (PyObject *)handle) < 0 ||
+        PyDict_SetItem(context, fl_state->str_message, msg) < 0 ||
+        PyDict_SetItem(context, fl_state->str_exception, exc) < 0 ||
+        PyDict_SetItem(context, fl_state->str_handle, (PyObject *)handle) <
+            0 ||
         (handle->source_traceback != NULL &&
-         PyDict_SetItem(context, fl_state.str_source_traceback,
+         PyDict_SetItem(context, fl_state->str_source_traceback,
                         handle->source_traceback) < 0)) {
         goto unraisable;
     }
@@ -447,14 +446,12 @@ done:
 
 /* ---- running entries -------------------------------------------------- */
 
-static PyObject *str_run;               /* "_run" */
-static PyObject *str_format_handle_msg; /* "Executing %s took %.3f seconds" */
-
 /* An asyncio.Handle (or any object with _run) given to _add_callback. */
 static int
 run_foreign_handle(PyObject *handle, PyObject *Py_UNUSED(unused))
 {
-    PyObject *res = PyObject_CallMethodNoArgs(handle, str_run);
+    PyObject *res =
+        PyObject_CallMethodNoArgs(handle, fl_state->str_handle_run);
     if (res == NULL) {
         return -1;
     }
@@ -513,8 +510,8 @@ run_entry_debug(FLLoop *self, fl_ready_entry *e)
     PyObject *what = describe_entry(e);
     PyObject *res = NULL;
     if (what != NULL) {
-        res = PyObject_CallMethod(fl_state.logger, "warning", "OOd",
-                                  str_format_handle_msg, what, dt);
+        res = PyObject_CallMethod(fl_state->logger, "warning", "OOd",
+                                  fl_state->str_format_handle_msg, what, dt);
         Py_DECREF(what);
     }
     if (res == NULL) {
@@ -769,8 +766,6 @@ args_tuple(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t skip)
     return tuple;
 }
 
-static PyObject *str_context; /* "context" */
-
 /* Finds context= among vectorcall keywords; any other keyword is an
  * error, as for asyncio's signatures. */
 static int
@@ -783,7 +778,7 @@ parse_context_kw(const char *method, PyObject *const *args, Py_ssize_t nargs,
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_Compare(name, str_context) == 0) {
+        if (PyUnicode_Compare(name, fl_state->str_context) == 0) {
             *context = args[nargs + i];
         } else {
             if (!PyErr_Occurred()) {
@@ -1472,14 +1467,6 @@ PyTypeObject FLLoop_Type = {
 int
 fl_loop_init(PyObject *module)
 {
-    str_run = PyUnicode_InternFromString("_run");
-    str_context = PyUnicode_InternFromString("context");
-    str_format_handle_msg =
-        PyUnicode_InternFromString("Executing %s took %.3f seconds");
-    if (str_run == NULL || str_context == NULL ||
-        str_format_handle_msg == NULL) {
-        return -1;
-    }
     if (PyType_Ready(&FLLoop_Type) < 0) {
         return -1;
     }

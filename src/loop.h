@@ -98,14 +98,13 @@ extern PyTypeObject FLLoop_Type;
 /* The last subclass of FLLoop_Type that FLLoop_Check met (a strong
  * reference): in practice fastloop.Loop, whose MRO is long enough that
  * walking it on every task step shows in the benchmarks. */
-extern PyTypeObject *fl_loop_last_subtype;
 int fl_loop_check_subtype(PyObject *op);
 
 static inline int
 FLLoop_Check(PyObject *op)
 {
     PyTypeObject *type = Py_TYPE(op);
-    return type == fl_loop_last_subtype || type == &FLLoop_Type ||
+    return type == fl_state->loop_last_subtype || type == &FLLoop_Type ||
            fl_loop_check_subtype(op);
 }
 

@@ -6,7 +6,9 @@
 #include "module.h"
 #include "server.h"
 
-fl_module_state fl_state;
+/* Single-phase init: one instance for the process. */
+static fl_module_state fl_state_storage;
+fl_module_state *fl_state = &fl_state_storage;
 
 static PyObject *
 import_attr(const char *module_name, const char *attr)
@@ -20,27 +22,34 @@ import_attr(const char *module_name, const char *attr)
     return value;
 }
 
-#define INTERN(field, text)                                                   \
-    do {                                                                      \
-        fl_state.field = PyUnicode_InternFromString(text);                    \
-        if (fl_state.field == NULL) {                                         \
-            return -1;                                                        \
-        }                                                                     \
-    } while (0)
-
 #define IMPORT(field, module_name, attr)                                      \
     do {                                                                      \
-        fl_state.field = import_attr(module_name, attr);                      \
-        if (fl_state.field == NULL) {                                         \
+        fl_state->field = import_attr(module_name, attr);                     \
+        if (fl_state->field == NULL) {                                        \
             return -1;                                                        \
         }                                                                     \
     } while (0)
 
 static int
+intern_strings(void)
+{
+#define FL_INTERN_STRING(field, text)                                         \
+    if ((fl_state->field = PyUnicode_InternFromString(text)) == NULL) {       \
+        return -1;                                                            \
+    }
+    FL_STRINGS(FL_INTERN_STRING)
+#undef FL_INTERN_STRING
+    return 0;
+}
+
+static int
 fill_state(void)
 {
-    fl_state.asyncio_events = PyImport_ImportModule("asyncio.events");
-    if (fl_state.asyncio_events == NULL) {
+    if (intern_strings() < 0) {
+        return -1;
+    }
+    fl_state->asyncio_events = PyImport_ImportModule("asyncio.events");
+    if (fl_state->asyncio_events == NULL) {
         return -1;
     }
     IMPORT(format_callback_source, "asyncio.format_helpers",
@@ -49,9 +58,9 @@ fill_state(void)
     IMPORT(iscoroutine, "asyncio.coroutines", "iscoroutine");
     /* 3.14 deprecates asyncio.iscoroutinefunction; asyncio's own checks
      * use the private _iscoroutinefunction where it exists. */
-    fl_state.iscoroutinefunction =
+    fl_state->iscoroutinefunction =
         import_attr("asyncio.coroutines", "_iscoroutinefunction");
-    if (fl_state.iscoroutinefunction == NULL) {
+    if (fl_state->iscoroutinefunction == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
             return -1;
         }
@@ -64,17 +73,11 @@ fill_state(void)
     if (depth == NULL) {
         return -1;
     }
-    fl_state.debug_stack_depth = PyLong_AsSsize_t(depth);
+    fl_state->debug_stack_depth = PyLong_AsSsize_t(depth);
     Py_DECREF(depth);
-    if (fl_state.debug_stack_depth == -1 && PyErr_Occurred()) {
+    if (fl_state->debug_stack_depth == -1 && PyErr_Occurred()) {
         return -1;
     }
-    INTERN(str_call_exception_handler, "call_exception_handler");
-    INTERN(str_message, "message");
-    INTERN(str_exception, "exception");
-    INTERN(str_handle, "handle");
-    INTERN(str_source_traceback, "source_traceback");
-    INTERN(str_warning, "warning");
     return 0;
 }
 
@@ -178,9 +181,9 @@ PyInit__core(void)
         return NULL;
     }
     if (fill_state() < 0 || fl_handle_init(module) < 0 ||
-        fl_loop_init(module) < 0 || fl_io_init(module) < 0 ||
-        fl_future_init(module) < 0 || fl_task_init(module) < 0 ||
-        fl_stream_init(module) < 0 || fl_server_init(module) < 0) {
+        fl_loop_init(module) < 0 || fl_future_init(module) < 0 ||
+        fl_task_init(module) < 0 || fl_stream_init(module) < 0 ||
+        fl_server_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -13,7 +13,6 @@
 #include "loop.h"
 
 /* The type, made at module init from a spec over _FlowControlMixin. */
-extern PyTypeObject *FLStream_Type;
 
 /* A new transport for the connected socket `sock` (whose fd is `fd`), as
  * asyncio's _SelectorSocketTransport(loop, sock, protocol, waiter, extra,
@@ -40,11 +39,9 @@ PyObject *fl_stream_write(PyObject *transport, PyObject *data);
 
 /* tls.c: fastloop's SSLProtocol subclass (set by fastloop._sslproto), and
  * its get_buffer/buffer_updated, which the transport calls directly. */
-extern PyTypeObject *fl_tls_protocol_type;
 PyObject *fl_tls_get_buffer(PyObject *protocol, PyObject *sizehint);
 PyObject *fl_tls_buffer_updated(PyObject *protocol, PyObject *nbytes);
 
 /* Shared with server.c. */
-extern PyObject *fl_transport_socket_type; /* asyncio.trsock.TransportSocket */
 
 #endif /* FL_STREAM_H */

@@ -77,9 +77,9 @@ init_base_mirror(void)
     const Py_ssize_t size = -1, coro = 0, context = 0, name = 0, is_task = 0,
                      node = 0, future_size = 0;
 #endif
-    if (fl_asyncio_task_type->tp_basicsize == size &&
+    if (fl_state->asyncio_task_type->tp_basicsize == size &&
         (future_size == 0 ||
-         fl_asyncio_future_type->tp_basicsize == future_size)) {
+         fl_state->asyncio_future_type->tp_basicsize == future_size)) {
         base_coro_offset = coro;
         base_context_offset = context;
         base_name_offset = name;
@@ -140,7 +140,7 @@ static int
 enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
 {
     (void)fl;
-    return call_registry(fl_fstate.enter_task, loop, (PyObject *)task);
+    return call_registry(fl_state->enter_task, loop, (PyObject *)task);
 }
 
 static int
@@ -148,7 +148,7 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
 {
     (void)fl;
     (void)may_defer;
-    return call_registry(fl_fstate.leave_task, loop, (PyObject *)task);
+    return call_registry(fl_state->leave_task, loop, (PyObject *)task);
 }
 
 int
@@ -167,7 +167,7 @@ fl_task_hide_left_task(FLLoop *fl)
 static void
 unregister_task(FLTask *task)
 {
-    if (call_registry(fl_fstate.unregister_task, (PyObject *)task, NULL) < 0) {
+    if (call_registry(fl_state->unregister_task, (PyObject *)task, NULL) < 0) {
         PyErr_WriteUnraisable((PyObject *)task);
     }
 }
@@ -177,13 +177,13 @@ unregister_task(FLTask *task)
 static inline int
 awaited_by_add(PyObject *fut, FLTask *task)
 {
-    return call_registry(fl_fstate.add_to_awaited_by, fut, (PyObject *)task);
+    return call_registry(fl_state->add_to_awaited_by, fut, (PyObject *)task);
 }
 
 static inline int
 awaited_by_discard(PyObject *fut, FLTask *task)
 {
-    return call_registry(fl_fstate.discard_from_awaited_by, fut,
+    return call_registry(fl_state->discard_from_awaited_by, fut,
                          (PyObject *)task);
 }
 #else /* 3.11-3.13: asyncio.tasks._current_tasks, a dict */
@@ -215,10 +215,10 @@ static PyObject *
 current_tasks_get(PyObject *loop, Py_hash_t hash)
 {
 #if PY_VERSION_HEX < 0x030E0000
-    return _PyDict_GetItem_KnownHash(fl_fstate.current_tasks, loop, hash);
+    return _PyDict_GetItem_KnownHash(fl_state->current_tasks, loop, hash);
 #else
     (void)hash;
-    return PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
+    return PyDict_GetItemWithError(fl_state->current_tasks, loop);
 #endif
 }
 
@@ -226,11 +226,11 @@ static int
 current_tasks_set(PyObject *loop, Py_hash_t hash, PyObject *task)
 {
 #if PY_VERSION_HEX < 0x030D0000
-    return _PyDict_SetItem_KnownHash(fl_fstate.current_tasks, loop, task,
+    return _PyDict_SetItem_KnownHash(fl_state->current_tasks, loop, task,
                                      hash);
 #else
     (void)hash;
-    return PyDict_SetItem(fl_fstate.current_tasks, loop, task);
+    return PyDict_SetItem(fl_state->current_tasks, loop, task);
 #endif
 }
 
@@ -244,7 +244,7 @@ remember_current_tasks_version(FLLoop *fl)
 #if PY_VERSION_HEX < 0x030C0000
     if (fl != NULL) {
         fl->current_tasks_version =
-            ((PyDictObject *)fl_fstate.current_tasks)->ma_version_tag;
+            ((PyDictObject *)fl_state->current_tasks)->ma_version_tag;
     }
 #else
     (void)fl;
@@ -257,7 +257,7 @@ current_tasks_unchanged(FLLoop *fl)
 #if PY_VERSION_HEX < 0x030C0000
     return fl != NULL &&
            fl->current_tasks_version ==
-               ((PyDictObject *)fl_fstate.current_tasks)->ma_version_tag;
+               ((PyDictObject *)fl_state->current_tasks)->ma_version_tag;
 #else
     (void)fl;
     return 0;
@@ -327,7 +327,7 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
         fl->task_left_in_dict = FL_LEFT_TASK;
         return 0;
     }
-    return PyDict_DelItem(fl_fstate.current_tasks, loop);
+    return PyDict_DelItem(fl_state->current_tasks, loop);
 }
 
 int
@@ -343,7 +343,7 @@ fl_task_hide_left_task(FLLoop *fl)
 static int
 register_task(PyObject *task)
 {
-    PyObject *res = PyObject_CallOneArg(fl_fstate.register_task, task);
+    PyObject *res = PyObject_CallOneArg(fl_state->register_task, task);
     if (res == NULL) {
         return -1;
     }
@@ -491,7 +491,7 @@ get_future_loop(PyObject *fut)
         return Py_NewRef(loop ? loop : Py_None);
     }
     PyObject *get_loop;
-    if (fl_get_optional_attr(fut, fl_fstate.str_get_loop, &get_loop) < 0) {
+    if (fl_get_optional_attr(fut, fl_state->str_get_loop, &get_loop) < 0) {
         return NULL;
     }
     if (get_loop != NULL) {
@@ -499,7 +499,7 @@ get_future_loop(PyObject *fut)
         Py_DECREF(get_loop);
         return loop;
     }
-    return PyObject_GetAttr(fut, fl_fstate.str_loop);
+    return PyObject_GetAttr(fut, fl_state->str_loop);
 }
 
 /* Cancel a future the task waits on; 1 if it was cancelled. */
@@ -514,8 +514,8 @@ cancel_future(PyObject *fut, PyObject *msg)
     }
     PyObject *args[2] = {fut, msg};
     PyObject *res = PyObject_VectorcallMethod(
-        fl_fstate.str_cancel, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-        fl_fstate.kw_msg);
+        fl_state->str_cancel, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+        fl_state->kw_msg);
     if (res == NULL) {
         return -1;
     }
@@ -582,7 +582,7 @@ task_handle_yield(FLTask *task, PyObject *result)
     }
 
     PyObject *blocking;
-    if (fl_get_optional_attr(result, fl_fstate.str_blocking, &blocking) < 0) {
+    if (fl_get_optional_attr(result, fl_state->str_blocking, &blocking) < 0) {
         Py_DECREF(result);
         return -1;
     }
@@ -609,15 +609,15 @@ task_handle_yield(FLTask *task, PyObject *result)
                 task, "Task cannot await on itself: %R", self);
         } else {
             rc = -1;
-            if (PyObject_SetAttr(result, fl_fstate.str_blocking, Py_False) ==
+            if (PyObject_SetAttr(result, fl_state->str_blocking, Py_False) ==
                 0) {
                 PyObject *meth = PyCFunction_New(&wakeup_def, self);
                 if (meth != NULL) {
                     PyObject *args[3] = {result, meth, task->context};
                     PyObject *res = PyObject_VectorcallMethod(
-                        fl_fstate.str_add_done_callback, args,
+                        fl_state->str_add_done_callback, args,
                         2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                        fl_fstate.kw_context);
+                        fl_state->kw_context);
                     Py_DECREF(meth);
                     if (res != NULL) {
                         Py_DECREF(res);
@@ -699,7 +699,7 @@ task_step_run(FLTask *task, PyObject *exc)
     if (exc == NULL) {
         rc = PyIter_Send(coro, Py_None, &result);
     } else {
-        result = PyObject_CallMethodOneArg(coro, fl_fstate.str_throw, exc);
+        result = PyObject_CallMethodOneArg(coro, fl_state->str_throw, exc);
         if (result != NULL) {
             rc = PYGEN_NEXT;
         } else if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
@@ -730,7 +730,7 @@ task_step_run(FLTask *task, PyObject *exc)
                             "coroutine failed without an exception");
             return -1;
         }
-        if (PyErr_GivenExceptionMatches(err, fl_fstate.CancelledError)) {
+        if (PyErr_GivenExceptionMatches(err, fl_state->CancelledError)) {
             /* Save the original exception so we can chain it later. */
             Py_XSETREF(task->fut.cancelled_exc, err);
             return fl_future_cancel(&task->fut, NULL) < 0 ? -1 : 0;
@@ -758,7 +758,7 @@ task_step(FLTask *task, PyObject *exc)
             fl_loop_flush_current_task((FLLoop *)task->fut.loop) < 0) {
             return -1;
         }
-        PyErr_Format(fl_fstate.InvalidStateError,
+        PyErr_Format(fl_state->InvalidStateError,
                      "_step(): already done: %R, %R", (PyObject *)task,
                      exc ? exc : Py_None);
         return -1;
@@ -774,7 +774,7 @@ task_step(FLTask *task, PyObject *exc)
     PyObject *own_exc = NULL;
     if (task->must_cancel) {
         if (exc == NULL ||
-            !PyErr_GivenExceptionMatches(exc, fl_fstate.CancelledError)) {
+            !PyErr_GivenExceptionMatches(exc, fl_state->CancelledError)) {
             /* Allocating may run the garbage collector (and __del__s):
              * not with the previous step's task still current. */
             if (fl != NULL && fl_loop_hide_left_task(fl) < 0) {
@@ -851,7 +851,7 @@ task_wakeup(FLTask *task, PyObject *fut)
             return task_step(task, NULL);
         }
     } else {
-        PyObject *res = PyObject_CallMethodNoArgs(fut, fl_fstate.str_result);
+        PyObject *res = PyObject_CallMethodNoArgs(fut, fl_state->str_result);
         if (res != NULL) {
             Py_DECREF(res);
             return task_step(task, NULL);
@@ -896,7 +896,7 @@ loop_is_running(PyObject *loop)
     if (fl_loop_is_fast(loop)) {
         return ((FLLoop *)loop)->running;
     }
-    PyObject *res = PyObject_CallMethodNoArgs(loop, fl_fstate.str_is_running);
+    PyObject *res = PyObject_CallMethodNoArgs(loop, fl_state->str_is_running);
     if (res == NULL) {
         return -1;
     }
@@ -934,16 +934,16 @@ task_eager_start(FLTask *task)
     PyObject *loop = Py_NewRef(task->fut.loop);
     PyObject *swap[2] = {loop, self};
     PyObject *prev =
-        PyObject_Vectorcall(fl_fstate.swap_current_task, swap, 2, NULL);
+        PyObject_Vectorcall(fl_state->swap_current_task, swap, 2, NULL);
     if (prev == NULL) {
         Py_DECREF(loop);
         return -1;
     }
-    int rc = call_registry(fl_fstate.register_eager_task, self, NULL);
+    int rc = call_registry(fl_state->register_eager_task, self, NULL);
     if (rc == 0) {
         rc = task_step_run_in_context(task);
         PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
-        if (call_registry(fl_fstate.unregister_eager_task, self, NULL) < 0) {
+        if (call_registry(fl_state->unregister_eager_task, self, NULL) < 0) {
             if (err != NULL) {
                 PyErr_WriteUnraisable(self);
             } else {
@@ -957,7 +957,7 @@ task_eager_start(FLTask *task)
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     swap[1] = prev;
     PyObject *cur =
-        PyObject_Vectorcall(fl_fstate.swap_current_task, swap, 2, NULL);
+        PyObject_Vectorcall(fl_state->swap_current_task, swap, 2, NULL);
     if (cur == NULL) {
         if (err != NULL) {
             PyErr_WriteUnraisable(self);
@@ -998,11 +998,11 @@ task_eager_start(FLTask *task)
         Py_DECREF(loop);
         return -1;
     }
-    int rc = PySet_Add(fl_fstate.eager_tasks, self);
+    int rc = PySet_Add(fl_state->eager_tasks, self);
     if (rc == 0) {
         rc = task_step_run_in_context(task);
         PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
-        if (PySet_Discard(fl_fstate.eager_tasks, self) < 0) {
+        if (PySet_Discard(fl_state->eager_tasks, self) < 0) {
             PyErr_WriteUnraisable(self);
         }
         fl_err_restore(err);
@@ -1010,7 +1010,7 @@ task_eager_start(FLTask *task)
     /* Swap the previous current task back. */
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     int r2 = prev ? current_tasks_set(loop, hash, prev)
-                  : PyDict_DelItem(fl_fstate.current_tasks, loop);
+                  : PyDict_DelItem(fl_state->current_tasks, loop);
     if (r2 < 0) {
         if (err != NULL) {
             PyErr_WriteUnraisable(self);
@@ -1041,7 +1041,7 @@ task_init_impl(FLTask *task, PyObject *coro, PyObject *loop, PyObject *name,
     }
     int is_coro = PyCoro_CheckExact(coro);
     if (!is_coro) {
-        PyObject *res = PyObject_CallOneArg(fl_state.iscoroutine, coro);
+        PyObject *res = PyObject_CallOneArg(fl_state->iscoroutine, coro);
         if (res == NULL) {
             return -1;
         }
@@ -1160,11 +1160,11 @@ task_alloc(void)
 {
     if (task_freelist_len > 0) {
         FLTask *task = task_freelist[--task_freelist_len];
-        (void)PyObject_Init((PyObject *)task, fl_task_type);
+        (void)PyObject_Init((PyObject *)task, fl_state->task_type);
         PyObject_GC_Track(task);
         return task;
     }
-    return (FLTask *)fl_task_type->tp_alloc(fl_task_type, 0);
+    return (FLTask *)fl_state->task_type->tp_alloc(fl_state->task_type, 0);
 }
 
 PyObject *
@@ -1282,7 +1282,7 @@ loop_create_task(PyObject *loop, PyObject *const *args, size_t nargsf,
         for (Py_ssize_t i = 0; i < nkw; i++) {
             call_args[2 + i] = args[1 + i];
         }
-        PyObject *task = PyObject_Vectorcall(fl_fstate.base_create_task,
+        PyObject *task = PyObject_Vectorcall(fl_state->base_create_task,
                                              call_args, 2, kwnames);
         if (call_args != small) {
             PyMem_Free(call_args);
@@ -1451,7 +1451,7 @@ Task_get_stack(PyObject *task, PyObject *args, PyObject *kwds)
                                      &limit)) {
         return NULL;
     }
-    return PyObject_CallFunctionObjArgs(fl_fstate.task_get_stack, task, limit,
+    return PyObject_CallFunctionObjArgs(fl_state->task_get_stack, task, limit,
                                         NULL);
 }
 
@@ -1464,7 +1464,7 @@ Task_print_stack(PyObject *task, PyObject *args, PyObject *kwds)
                                      &limit, &file)) {
         return NULL;
     }
-    return PyObject_CallFunctionObjArgs(fl_fstate.task_print_stack, task,
+    return PyObject_CallFunctionObjArgs(fl_state->task_print_stack, task,
                                         limit, file, NULL);
 }
 
@@ -1492,7 +1492,7 @@ task_repr(PyObject *task)
                         "Future object is not initialized.");
         return NULL;
     }
-    return PyObject_CallOneArg(fl_fstate.task_repr, task);
+    return PyObject_CallOneArg(fl_state->task_repr, task);
 }
 
 static PyMethodDef Task_methods[] = {
@@ -1589,7 +1589,8 @@ Task_traverse(FLTask *task, visitproc visit, void *arg)
     Py_VISIT(task->context);
     Py_VISIT(task->fut_waiter);
     Py_VISIT(task->name);
-    return fl_future_traverse(&task->fut, visit, arg, fl_asyncio_task_type);
+    return fl_future_traverse(&task->fut, visit, arg,
+                              fl_state->asyncio_task_type);
 }
 
 static int
@@ -1599,7 +1600,7 @@ Task_clear(FLTask *task)
     Py_CLEAR(task->context);
     Py_CLEAR(task->fut_waiter);
     Py_CLEAR(task->name);
-    return fl_future_clear(&task->fut, fl_asyncio_task_type);
+    return fl_future_clear(&task->fut, fl_state->asyncio_task_type);
 }
 
 /* "Task was destroyed but it is pending!", as asyncio's Task.__del__. */
@@ -1613,11 +1614,11 @@ Task_finalize(FLTask *task)
         PyObject *message =
             PyUnicode_FromString("Task was destroyed but it is pending!");
         if (context == NULL || message == NULL ||
-            PyDict_SetItem(context, fl_fstate.str_task, (PyObject *)task) <
+            PyDict_SetItem(context, fl_state->str_task, (PyObject *)task) <
                 0 ||
-            PyDict_SetItem(context, fl_state.str_message, message) < 0 ||
+            PyDict_SetItem(context, fl_state->str_message, message) < 0 ||
             (task->fut.source_tb != NULL &&
-             PyDict_SetItem(context, fl_state.str_source_traceback,
+             PyDict_SetItem(context, fl_state->str_source_traceback,
                             task->fut.source_tb) < 0)) {
             PyErr_WriteUnraisable((PyObject *)task);
         } else {
@@ -1664,7 +1665,7 @@ Task_dealloc(FLTask *task)
             PyObject *saved = fl_err_fetch();
             PyObject *arg = (PyObject *)task;
             PyObject *res =
-                PyObject_Vectorcall(fl_fstate.unregister_task, &arg, 1, NULL);
+                PyObject_Vectorcall(fl_state->unregister_task, &arg, 1, NULL);
             Py_XDECREF(res);
             PyErr_Clear();
             fl_err_restore(saved);
@@ -1674,7 +1675,7 @@ Task_dealloc(FLTask *task)
     if (!fl_future_dealloc_begin(&task->fut, (inquiry)Task_clear, finalize)) {
         return;
     }
-    if (tp == fl_task_type && task_freelist_len < FL_TASK_FREELIST &&
+    if (tp == fl_state->task_type && task_freelist_len < FL_TASK_FREELIST &&
         !PyObject_GC_IsFinalized((PyObject *)task)) {
         /* Kept for task_alloc, which takes the type reference back. */
         task->name_id = 0;
@@ -1739,24 +1740,26 @@ fl_task_init(PyObject *module)
      * Task's own, as in asyncio's C Task; none of the asyncio base's may
      * show through, since they read the base's unused storage. */
     PyMethodDef *methods =
-        fl_merge_methods(Task_methods, fl_future_type->tp_methods);
+        fl_merge_methods(Task_methods, fl_state->future_type->tp_methods);
     PyGetSetDef *getset =
-        fl_merge_getset(Task_getset, fl_future_type->tp_getset);
+        fl_merge_getset(Task_getset, fl_state->future_type->tp_getset);
     if (methods == NULL || getset == NULL) {
         return -1;
     }
     set_slot(Task_slots, Py_tp_methods, methods);
     set_slot(Task_slots, Py_tp_getset, getset);
-    set_slot(Task_slots, Py_tp_new, fl_future_type->tp_new);
-    set_slot(Task_slots, Py_tp_iter, fl_future_type->tp_iter);
-    set_slot(Task_slots, Py_am_await, fl_future_type->tp_as_async->am_await);
-    fl_task_type = (PyTypeObject *)PyType_FromModuleAndSpec(
-        module, &Task_spec, (PyObject *)fl_asyncio_task_type);
-    if (fl_task_type == NULL) {
+    set_slot(Task_slots, Py_tp_new, fl_state->future_type->tp_new);
+    set_slot(Task_slots, Py_tp_iter, fl_state->future_type->tp_iter);
+    set_slot(Task_slots, Py_am_await,
+             fl_state->future_type->tp_as_async->am_await);
+    fl_state->task_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &Task_spec, (PyObject *)fl_state->asyncio_task_type);
+    if (fl_state->task_type == NULL) {
         return -1;
     }
-    fl_task_type->tp_vectorcall = Task_vectorcall;
-    if (PyModule_AddObjectRef(module, "Task", (PyObject *)fl_task_type) < 0) {
+    fl_state->task_type->tp_vectorcall = Task_vectorcall;
+    if (PyModule_AddObjectRef(module, "Task",
+                              (PyObject *)fl_state->task_type) < 0) {
         return -1;
     }
     PyObject *descr = PyDescr_NewMethod(&FLLoop_Type, &loop_create_task_def);
