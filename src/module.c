@@ -1,14 +1,17 @@
-/* module.c: fastloop._core module init.
+/* module.c: fastloop._core module init (multi-phase, as CPython's own
+ * _asyncio).
  *
- * Owns the module-state instance (fl_state) and the import of the asyncio
- * pieces the C code calls on cold paths (formatting, logging, debug checks).
+ * Owns the module definition, its exec function (which runs every
+ * concern's init, in order), the module state's traverse/clear/free, and
+ * the import of the asyncio pieces the C code calls on cold paths
+ * (formatting, logging, debug checks).
  */
 #include "module.h"
 #include "server.h"
 
-/* Single-phase init: one instance for the process. */
-static fl_module_state fl_state_storage;
-fl_module_state *fl_state = &fl_state_storage;
+/* The state of the one module object (see fl_module_exec): NULL until it
+ * is made. */
+fl_module_state *fl_state;
 
 static PyObject *
 import_attr(const char *module_name, const char *attr)
@@ -165,27 +168,119 @@ static PyMethodDef fl_module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* ---- the module: multi-phase init ------------------------------------ */
+
+static int
+fl_module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    fl_module_state *st = PyModule_GetState(module);
+    if (st == NULL) {
+        return 0;
+    }
+    PyObject **refs = (PyObject **)st;
+    for (size_t i = 0; i < FL_STATE_NREFS; i++) {
+        Py_VISIT(refs[i]);
+    }
+    return 0;
+}
+
+static int
+fl_module_clear(PyObject *module)
+{
+    fl_module_state *st = PyModule_GetState(module);
+    if (st == NULL) {
+        return 0;
+    }
+    PyObject **refs = (PyObject **)st;
+    for (size_t i = 0; i < FL_STATE_NREFS; i++) {
+        Py_CLEAR(refs[i]);
+    }
+    return 0;
+}
+
+static void
+fl_module_free(void *module)
+{
+    (void)fl_module_clear((PyObject *)module);
+}
+
+/* Py_mod_exec.  fastloop._core runs once per process, in the main
+ * interpreter: its types and state are reached through process-wide
+ * pointers (fl_state, the hooks the C files hand each other) set here, so
+ * that hot paths compare types and read cached objects without looking up
+ * a module.  A second module object -- another interpreter, or an import
+ * after `del sys.modules["fastloop._core"]` -- would need its own, and is
+ * refused with ImportError.  (importlib.reload() of the module does not
+ * run this again: it keeps the module as it is.) */
+static int
+fl_module_exec(PyObject *module)
+{
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_ImportError,
+                        "fastloop._core does not support loading in "
+                        "subinterpreters (it keeps process-wide state); "
+                        "import it in the main interpreter");
+        return -1;
+    }
+    if (fl_state != NULL) {
+        PyErr_SetString(PyExc_ImportError,
+                        "fastloop._core is already loaded in this process "
+                        "and cannot be loaded again (it keeps process-wide "
+                        "state); use the module that is loaded");
+        return -1;
+    }
+    fl_module_state *st = PyModule_GetState(module);
+    if (st == NULL) {
+        return -1;
+    }
+    fl_state = st;
+    if (fill_state() < 0 || fl_handle_init(module) < 0 ||
+        fl_loop_init(module) < 0 || fl_future_init(module) < 0 ||
+        fl_task_init(module) < 0 || fl_stream_init(module) < 0 ||
+        fl_server_init(module) < 0) {
+        /* The module object goes away with what was filled in (m_free);
+         * a later import may try again. */
+        fl_state = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot fl_module_slots[] = {
+    {Py_mod_exec, fl_module_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    /* See fl_module_exec.  3.11 has no such slot: the exec function
+     * refuses a subinterpreter itself. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    /* The module relies on the GIL: call_soon_threadsafe appends to a
+     * loop's ready queue from other threads with no lock but the GIL (see
+     * docs/ARCHITECTURE.md).  A free-threaded build keeps the GIL enabled
+     * while fastloop is loaded. */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
 static struct PyModuleDef fl_module_def = {
     PyModuleDef_HEAD_INIT,
     .m_methods = fl_module_methods,
     .m_name = "fastloop._core",
     .m_doc = "fastloop's C core: the libev event loop, handles, futures.",
-    .m_size = -1,
+    .m_size = sizeof(fl_module_state),
+    .m_slots = fl_module_slots,
+    .m_traverse = fl_module_traverse,
+    .m_clear = fl_module_clear,
+    .m_free = fl_module_free,
 };
 
 PyMODINIT_FUNC
 PyInit__core(void)
 {
-    PyObject *module = PyModule_Create(&fl_module_def);
-    if (module == NULL) {
-        return NULL;
-    }
-    if (fill_state() < 0 || fl_handle_init(module) < 0 ||
-        fl_loop_init(module) < 0 || fl_future_init(module) < 0 ||
-        fl_task_init(module) < 0 || fl_stream_init(module) < 0 ||
-        fl_server_init(module) < 0) {
-        Py_DECREF(module);
-        return NULL;
-    }
-    return module;
+    /* The references come first in the state, whole pointers. */
+    Py_BUILD_ASSERT(offsetof(fl_module_state, fl_state_end_of_references) %
+                        sizeof(PyObject *) ==
+                    0);
+    return PyModuleDef_Init(&fl_module_def);
 }

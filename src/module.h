@@ -1,14 +1,16 @@
 /* module.h: state shared by every C file of fastloop._core.
  *
- * Owns the module-state struct that caches the asyncio objects the C code
- * needs.  Single-phase init: one global instance, filled by module.c before
- * any type is used.  Every cached object is a strong reference.
+ * Owns the module-state struct: every object the C code caches (types,
+ * asyncio's functions, interned strings), as strong references.  It is the
+ * module object's state (multi-phase init, m_size); module.c's exec
+ * function points fl_state at it before any concern's init runs.
  */
 #ifndef FL_MODULE_H
 #define FL_MODULE_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 
 /* Interned strings: (field of fl_module_state, text).  module.c interns
  * them all at exec; whoever needs one reads fl_state->field. */
