@@ -143,7 +143,7 @@ fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
          * names: make the one it would have run (fn(arg) in ctx). */
         PyObject *args = PyTuple_Pack(1, arg);
         if (args != NULL) {
-            handle = fl_handle_new(&FLHandle_Type, loop, fn, args, ctx);
+            handle = fl_handle_new(fl_state->handle_type, loop, fn, args, ctx);
             Py_DECREF(args);
         }
         if (handle != NULL) {
@@ -1729,7 +1729,7 @@ fl_future_init(PyObject *module)
                                     fl_state->str_is_running};
     for (size_t i = 0; i < Py_ARRAY_LENGTH(fast_names); i++) {
         fl_state->fast_methods[i] =
-            PyObject_GetAttr((PyObject *)&FLLoop_Type, fast_names[i]);
+            PyObject_GetAttr((PyObject *)fl_state->loop_type, fast_names[i]);
         if (fl_state->fast_methods[i] == NULL) {
             return -1;
         }
@@ -1757,7 +1757,8 @@ fl_future_init(PyObject *module)
                               (PyObject *)fl_state->future_type) < 0) {
         return -1;
     }
-    PyObject *descr = PyDescr_NewMethod(&FLLoop_Type, &loop_create_future_def);
+    PyObject *descr =
+        PyDescr_NewMethod(fl_state->loop_type, &loop_create_future_def);
     if (descr == NULL) {
         return -1;
     }

@@ -131,7 +131,7 @@ fl_loop_is_fast(PyObject *loop)
         type->tp_version_tag == fl_state->fast_cache_tag) {
         return fl_state->fast_cache_answer;
     }
-    return type == &FLLoop_Type || fl_loop_is_fast_slow(loop);
+    return type == fl_state->loop_type || fl_loop_is_fast_slow(loop);
 }
 
 /* Future.__init__ body: bind to `loop` (None: the current event loop). */

@@ -30,9 +30,6 @@ typedef struct fl_handle {
     int lock_depth;
 } FLHandle;
 
-extern PyTypeObject FLHandle_Type;
-extern PyTypeObject FLTimerHandle_Type;
-
 /* The deadline a TimerHandle reports (when(), repr, comparisons).  A
  * timer scheduled for NaN (call_later(nan)) reports NaN, as asyncio's
  * does, but a NaN must reach neither the heap's ordering nor the poll

@@ -181,7 +181,7 @@ queue_or_drop(FLLoop *loop, fl_io_watch *watch, int is_read)
     if (fn != NULL) {
         return fl_loop_enqueue(loop, fn, *slot, NULL);
     }
-    assert(PyObject_TypeCheck(*slot, &FLHandle_Type));
+    assert(PyObject_TypeCheck(*slot, fl_state->handle_type));
     if (((FLHandle *)*slot)->cancelled) {
         if (loop->io_ndropped == loop->io_dropped_cap &&
             dropped_grow(loop) < 0) {
@@ -469,8 +469,8 @@ add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
     for (Py_ssize_t i = 2; i < nargs; i++) {
         PyTuple_SET_ITEM(cargs, i - 2, Py_NewRef(args[i]));
     }
-    FLHandle *handle = fl_handle_new(&FLHandle_Type, (PyObject *)loop, args[1],
-                                     cargs, context);
+    FLHandle *handle = fl_handle_new(fl_state->handle_type, (PyObject *)loop,
+                                     args[1], cargs, context);
     Py_DECREF(cargs);
     if (handle == NULL) {
         return NULL;

@@ -44,7 +44,7 @@ int
 fl_loop_check_subtype(PyObject *op)
 {
     PyTypeObject *type = Py_TYPE(op);
-    if (!PyType_IsSubtype(type, &FLLoop_Type)) {
+    if (!PyType_IsSubtype(type, fl_state->loop_type)) {
         return 0;
     }
     Py_XSETREF(fl_state->loop_last_subtype, (PyTypeObject *)Py_NewRef(type));
@@ -796,7 +796,7 @@ static FLHandle *
 schedule_soon(FLLoop *self, PyObject *callback, PyObject *cargs,
               PyObject *context)
 {
-    FLHandle *handle = fl_handle_new(&FLHandle_Type, (PyObject *)self,
+    FLHandle *handle = fl_handle_new(fl_state->handle_type, (PyObject *)self,
                                      callback, cargs, context);
     if (handle == NULL) {
         return NULL;
@@ -910,8 +910,8 @@ schedule_timer(FLLoop *self, const char *method, double when,
     if (cargs == NULL) {
         return NULL;
     }
-    FLHandle *timer = fl_handle_new(&FLTimerHandle_Type, (PyObject *)self,
-                                    args[1], cargs, context);
+    FLHandle *timer = fl_handle_new(fl_state->timer_handle_type,
+                                    (PyObject *)self, args[1], cargs, context);
     Py_DECREF(cargs);
     if (timer == NULL) {
         return NULL;
@@ -993,7 +993,7 @@ loop_add_callback(FLLoop *self, PyObject *handle)
     if (fl_loop_check_init(self) < 0) {
         return NULL;
     }
-    if (PyObject_TypeCheck(handle, &FLHandle_Type)) {
+    if (PyObject_TypeCheck(handle, fl_state->handle_type)) {
         if (((FLHandle *)handle)->cancelled) {
             Py_RETURN_NONE;
         }
@@ -1237,6 +1237,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int
 loop_traverse(FLLoop *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self)); /* a heap type's instances hold their type */
     for (Py_ssize_t i = 0; i < self->ready_len; i++) {
         fl_ready_entry *e =
             &self->ready[(self->ready_head + i) & (self->ready_cap - 1)];
@@ -1278,7 +1279,11 @@ loop_dealloc(FLLoop *self)
     PyMem_Free(self->timers);
     PyMem_Free(self->io);
     PyMem_Free(self->io_dropped);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    /* Also for Python subclasses: subtype_dealloc leaves the type
+     * reference to a heap base's dealloc. */
+    PyTypeObject *type = Py_TYPE(self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
 }
 
 /* ---- attributes ------------------------------------------------------- */
@@ -1409,6 +1414,8 @@ static PyMemberDef loop_members[] = {
     {"_task_factory", T_OBJECT, offsetof(FLLoop, task_factory), 0, NULL},
     {"slow_callback_duration", T_DOUBLE,
      offsetof(FLLoop, slow_callback_duration), 0, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(FLLoop, weakreflist), READONLY,
+     NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -1448,27 +1455,36 @@ static PyMethodDef loop_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-PyTypeObject FLLoop_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop._core.Loop",
-    .tp_doc = "The C core of fastloop's event loop (use fastloop.Loop).",
-    .tp_basicsize = sizeof(FLLoop),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .tp_new = loop_new,
-    .tp_init = (initproc)loop_init,
-    .tp_dealloc = (destructor)loop_dealloc,
-    .tp_traverse = (traverseproc)loop_traverse,
-    .tp_clear = (inquiry)loop_clear,
-    .tp_weaklistoffset = offsetof(FLLoop, weakreflist),
-    .tp_methods = loop_methods,
-    .tp_members = loop_members,
-    .tp_getset = loop_getset,
+static PyType_Slot loop_slots[] = {
+    {Py_tp_doc, "The C core of fastloop's event loop (use fastloop.Loop)."},
+    {Py_tp_new, loop_new},
+    {Py_tp_init, loop_init},
+    {Py_tp_dealloc, loop_dealloc},
+    {Py_tp_traverse, loop_traverse},
+    {Py_tp_clear, loop_clear},
+    {Py_tp_methods, loop_methods},
+    {Py_tp_members, loop_members},
+    {Py_tp_getset, loop_getset},
+    {0, NULL},
+};
+
+/* Immutable, as the static type it was. */
+static PyType_Spec loop_spec = {
+    .name = "fastloop._core.Loop",
+    .basicsize = sizeof(FLLoop),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = loop_slots,
 };
 
 int
 fl_loop_init(PyObject *module)
 {
-    if (PyType_Ready(&FLLoop_Type) < 0) {
+    fl_state->loop_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &loop_spec, NULL);
+    if (fl_state->loop_type == NULL) {
         return -1;
     }
-    return PyModule_AddObjectRef(module, "Loop", (PyObject *)&FLLoop_Type);
+    return PyModule_AddObjectRef(module, "Loop",
+                                 (PyObject *)fl_state->loop_type);
 }

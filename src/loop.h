@@ -93,9 +93,7 @@ typedef struct {
     PyObject *weakreflist;
 } FLLoop;
 
-extern PyTypeObject FLLoop_Type;
-
-/* The last subclass of FLLoop_Type that FLLoop_Check met (a strong
+/* The last subclass of the Loop type that FLLoop_Check met (a strong
  * reference): in practice fastloop.Loop, whose MRO is long enough that
  * walking it on every task step shows in the benchmarks. */
 int fl_loop_check_subtype(PyObject *op);
@@ -104,8 +102,8 @@ static inline int
 FLLoop_Check(PyObject *op)
 {
     PyTypeObject *type = Py_TYPE(op);
-    return type == fl_state->loop_last_subtype || type == &FLLoop_Type ||
-           fl_loop_check_subtype(op);
+    return type == fl_state->loop_last_subtype ||
+           type == fl_state->loop_type || fl_loop_check_subtype(op);
 }
 
 /* Between two task steps that run back to back, a fastloop Task leaves

@@ -121,6 +121,10 @@
  * anything else (numbers, borrowed pointers) goes after it. */
 typedef struct {
     /* -- types -------------------------------------------------------- */
+    PyTypeObject *loop_type;           /* _core.Loop (loop.c) */
+    PyTypeObject *handle_type;         /* fastloop.Handle (handle.c) */
+    PyTypeObject *timer_handle_type;   /* fastloop.TimerHandle */
+    PyTypeObject *acceptor_type;       /* _core._Acceptor (server.c) */
     PyTypeObject *future_type;         /* fastloop.Future (future.c) */
     PyTypeObject *task_type;           /* fastloop.Task (task.c) */
     PyTypeObject *future_iter_type;    /* Future.__await__'s iterator */

@@ -44,8 +44,6 @@ typedef struct {
     int family, type, proto; /* given to the accepted sockets */
 } FLAcceptor;
 
-static PyTypeObject FLAcceptor_Type;
-
 /* ---- addresses -------------------------------------------------------- */
 
 /* The address accept() gave, as socket.accept() returns it (CPython's
@@ -462,7 +460,7 @@ acceptor_new(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     if (fl_loop_check_closed((FLLoop *)v[0]) < 0) {
         return NULL;
     }
-    FLAcceptor *a = PyObject_GC_New(FLAcceptor, &FLAcceptor_Type);
+    FLAcceptor *a = PyObject_GC_New(FLAcceptor, fl_state->acceptor_type);
     if (a == NULL) {
         return NULL;
     }
@@ -556,6 +554,7 @@ fl_server_accept_connection(PyObject *module, PyObject *const *args,
 static int
 acceptor_traverse(FLAcceptor *a, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(a));
     Py_VISIT(a->loop);
     Py_VISIT(a->protocol_factory);
     Py_VISIT(a->sock);
@@ -588,9 +587,11 @@ acceptor_clear(FLAcceptor *a)
 static void
 acceptor_dealloc(FLAcceptor *a)
 {
+    PyTypeObject *type = Py_TYPE(a);
     PyObject_GC_UnTrack(a);
     acceptor_clear(a);
     PyObject_GC_Del(a);
+    Py_DECREF(type);
 }
 
 static PyObject *
@@ -600,15 +601,21 @@ acceptor_repr(FLAcceptor *a)
                                 a->server ? a->server : Py_None);
 }
 
-static PyTypeObject FLAcceptor_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop._core._Acceptor",
-    .tp_doc = "A listening socket's accept loop (internal).",
-    .tp_basicsize = sizeof(FLAcceptor),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_dealloc = (destructor)acceptor_dealloc,
-    .tp_traverse = (traverseproc)acceptor_traverse,
-    .tp_clear = (inquiry)acceptor_clear,
-    .tp_repr = (reprfunc)acceptor_repr,
+static PyType_Slot acceptor_slots[] = {
+    {Py_tp_doc, "A listening socket's accept loop (internal)."},
+    {Py_tp_dealloc, acceptor_dealloc},
+    {Py_tp_traverse, acceptor_traverse},
+    {Py_tp_clear, acceptor_clear},
+    {Py_tp_repr, acceptor_repr},
+    {0, NULL},
+};
+
+static PyType_Spec acceptor_spec = {
+    .name = "fastloop._core._Acceptor",
+    .basicsize = sizeof(FLAcceptor),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = acceptor_slots,
 };
 
 int
@@ -631,5 +638,8 @@ fl_server_init(PyObject *module)
     if (fl_state->accept_retry_delay == NULL) {
         return -1;
     }
-    return PyType_Ready(&FLAcceptor_Type);
+    /* Not added to the module: only _start_serving makes acceptors. */
+    fl_state->acceptor_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &acceptor_spec, NULL);
+    return fl_state->acceptor_type == NULL ? -1 : 0;
 }

@@ -1762,7 +1762,8 @@ fl_task_init(PyObject *module)
                               (PyObject *)fl_state->task_type) < 0) {
         return -1;
     }
-    PyObject *descr = PyDescr_NewMethod(&FLLoop_Type, &loop_create_task_def);
+    PyObject *descr =
+        PyDescr_NewMethod(fl_state->loop_type, &loop_create_task_def);
     if (descr == NULL) {
         return -1;
     }
