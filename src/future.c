@@ -8,13 +8,13 @@
  * fl_callback) so its wakeup needs no bound method at all.
  */
 #include "future.h"
-#include "handle.h"
-#include "loop.h"
 
 #include <stddef.h>
 #include <structmember.h>
 
 static const char *const state_names[] = {"PENDING", "CANCELLED", "FINISHED"};
+
+fl_future_waiter_ops fl_future_waiter;
 
 /* ------------------------------------------------------------------ */
 /* Helpers shared with task.c                                          */
@@ -41,24 +41,6 @@ fl_call_soon_generic(PyObject *loop, PyObject *fn, PyObject *arg,
         return -1;
     }
     Py_DECREF(res);
-    return 0;
-}
-
-int
-fl_call_exception_handler(PyObject *loop, PyObject *context)
-{
-    PyObject *res = PyObject_CallMethodOneArg(
-        loop, fl_state->str_call_exception_handler, context);
-    if (res != NULL) {
-        Py_DECREF(res);
-        return 0;
-    }
-    /* As in asyncio, these leave the loop; anything else is unraisable. */
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        return -1;
-    }
-    PyErr_WriteUnraisable(loop);
     return 0;
 }
 
@@ -124,55 +106,6 @@ cb_clear_all(FLFuture *fut)
     PyMem_Free(rest);
 }
 
-int
-fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
-                         PyObject *ctx, const char *source)
-{
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        return -1;
-    }
-    PyObject *exc = fl_err_fetch();
-    PyObject *src = NULL, *msg = NULL, *context = NULL;
-    FLHandle *handle = NULL;
-    int rc = 0;
-    if (source != NULL) {
-        src = PyUnicode_FromString(source);
-    } else {
-        /* asyncio runs a done callback through a Handle, which the context
-         * names: make the one it would have run (fn(arg) in ctx). */
-        PyObject *args = PyTuple_Pack(1, arg);
-        if (args != NULL) {
-            handle = fl_handle_new(fl_state->handle_type, loop, fn, args, ctx);
-            Py_DECREF(args);
-        }
-        if (handle != NULL) {
-            src = fl_format_callback(handle);
-        }
-    }
-    if (src != NULL) {
-        msg = PyUnicode_FromFormat("Exception in callback %S", src);
-    }
-    if (msg != NULL) {
-        context = PyDict_New();
-    }
-    if (context == NULL ||
-        PyDict_SetItem(context, fl_state->str_message, msg) < 0 ||
-        PyDict_SetItem(context, fl_state->str_exception, exc) < 0 ||
-        (handle != NULL && PyDict_SetItem(context, fl_state->str_handle,
-                                          (PyObject *)handle) < 0)) {
-        PyErr_WriteUnraisable(loop);
-    } else {
-        rc = fl_call_exception_handler(loop, context);
-    }
-    Py_XDECREF(context);
-    Py_XDECREF(msg);
-    Py_XDECREF(src);
-    Py_XDECREF(handle);
-    Py_DECREF(exc);
-    return rc;
-}
-
 /* Runs from the fastloop ready queue: `pair` is (callback, context).  An
  * error is reported as asyncio's Handle._run reports it: after leaving the
  * callback's context, naming a Handle whose get_context() is that context
@@ -196,15 +129,15 @@ run_callback_ready(PyObject *pair, PyObject *fut)
         return 0;
     }
     fl_err_restore(exc);
-    return fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut, ctx,
-                                    NULL);
+    return fl_loop_report_callback_error(((FLFuture *)fut)->loop, fn, fut, ctx,
+                                         NULL);
 }
 
 static int
 schedule_one(FLFuture *fut, PyObject *fn, PyObject *ctx)
 {
     if (ctx == NULL) {
-        return fl_task_schedule_wakeup(fn, fut);
+        return fl_future_waiter.schedule_wakeup(fn, fut);
     }
     if (fut->fast_loop) {
         FLLoop *loop = (FLLoop *)fut->loop;
@@ -551,7 +484,7 @@ int
 fl_future_add_task_waiter(FLFuture *fut, PyObject *task)
 {
     if (fut->state != FL_PENDING) {
-        return fl_task_schedule_wakeup(task, fut);
+        return fl_future_waiter.schedule_wakeup(task, fut);
     }
     return cb_append(fut, task, NULL);
 }
@@ -618,9 +551,8 @@ fl_future_new(PyObject *loop)
     return (PyObject *)fut;
 }
 
-/* Loop.create_future() for fastloop's Loop: installed on the Python class
- * as a method descriptor of the C Loop type (see fl_future_init), so it
- * costs no Python frame. */
+/* Loop.create_future(): a method of the C Loop type (listed in module.c
+ * with the Loop's other methods), so it costs no Python frame. */
 static PyObject *
 loop_create_future(PyObject *loop, PyObject *Py_UNUSED(ignored))
 {
@@ -630,9 +562,11 @@ loop_create_future(PyObject *loop, PyObject *Py_UNUSED(ignored))
     return fl_future_new(loop);
 }
 
-static PyMethodDef loop_create_future_def = {
-    "create_future", (PyCFunction)loop_create_future, METH_NOARGS,
-    "Create a fastloop.Future attached to the loop."};
+PyMethodDef fl_future_loop_methods[] = {
+    {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
+     "Create a fastloop.Future attached to the loop."},
+    {NULL, NULL, 0, NULL},
+};
 
 /* ------------------------------------------------------------------ */
 /* Python methods                                                      */
@@ -793,7 +727,7 @@ callback_comparand(fl_callback *cb)
     if (cb->ctx != NULL) {
         return Py_NewRef(cb->fn);
     }
-    PyObject *entry = fl_task_waiter_entry(cb->fn);
+    PyObject *entry = fl_future_waiter.waiter_entry(cb->fn);
     if (entry == NULL) {
         return NULL;
     }
@@ -1078,7 +1012,7 @@ static PyObject *
 callback_entry(fl_callback *cb)
 {
     if (cb->ctx == NULL) {
-        return fl_task_waiter_entry(cb->fn);
+        return fl_future_waiter.waiter_entry(cb->fn);
     }
     return PyTuple_Pack(2, cb->fn, cb->ctx);
 }
@@ -1262,7 +1196,7 @@ fl_future_finalize(FLFuture *fut)
                        fut->source_tb) < 0) {
         goto done;
     }
-    (void)fl_call_exception_handler(fut->loop, context);
+    (void)fl_loop_call_exception_handler(fut->loop, context);
 
 done:
     if (PyErr_Occurred()) {
@@ -1755,15 +1689,6 @@ fl_future_init(PyObject *module)
     }
     if (PyModule_AddObjectRef(module, "Future",
                               (PyObject *)fl_state->future_type) < 0) {
-        return -1;
-    }
-    PyObject *descr =
-        PyDescr_NewMethod(fl_state->loop_type, &loop_create_future_def);
-    if (descr == NULL) {
-        return -1;
-    }
-    if (PyModule_AddObject(module, "_loop_create_future", descr) < 0) {
-        Py_DECREF(descr);
         return -1;
     }
     return 0;

@@ -47,7 +47,7 @@ enum { FL_PENDING = 0, FL_CANCELLED = 1, FL_FINISHED = 2 };
 
 /* One done-callback.  `ctx` is the contextvars.Context to run it in; when
  * it is NULL, `fn` is an FLTask waiting on this future and the entry means
- * "wake that task up" (scheduled in C, see fl_task_schedule_wakeup). */
+ * "wake that task up" (scheduled in C, see fl_future_waiter). */
 typedef struct {
     PyObject *fn;
     PyObject *ctx;
@@ -155,20 +155,6 @@ int fl_future_add_task_waiter(FLFuture *fut, PyObject *task);
 int fl_call_soon_generic(PyObject *loop, PyObject *fn, PyObject *arg,
                          PyObject *ctx);
 
-/* Report the current exception as asyncio's Handle._run does ("Exception
- * in callback <source>"); `source` NULL formats fn(arg) and names, as the
- * context's "handle", a Handle for fn(arg) in context `ctx`.  SystemExit and
- * KeyboardInterrupt are left set (returns -1); otherwise 0, error cleared. */
-int fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
-                             PyObject *ctx, const char *source);
-
-/* Report `context` (a dict) through loop.call_exception_handler; never
- * fails (errors are written as unraisable). */
-/* loop.call_exception_handler(context).  Returns -1 with SystemExit or
- * KeyboardInterrupt set when the handler raised one (they leave the loop,
- * as in asyncio); other errors are written as unraisable and 0 returned. */
-int fl_call_exception_handler(PyObject *loop, PyObject *context);
-
 /* Shared with task.c: the type slots' Future part.  `base` is the asyncio
  * type below the object's fastloop type, whose own slots handle whatever
  * CPython stored in the base's storage. */
@@ -182,12 +168,23 @@ int fl_parse_msg(const char *fname, PyObject *const *args, Py_ssize_t nargs,
                  PyObject *kwnames, PyObject **msg);
 PyObject *fl_future_get_result(FLFuture *fut);
 
-/* Defined in task.c: schedule task's wakeup for the done future `fut`. */
-int fl_task_schedule_wakeup(PyObject *task, FLFuture *fut);
+/* How a future wakes a fastloop Task waiting on it (a callback entry
+ * whose ctx is NULL, see fl_callback).  The task layer (task.c, above this
+ * file: future.c never names it) fills this in when the module is made,
+ * once per process (the module refuses a second exec). */
+typedef struct {
+    /* Schedule the task's wakeup for the done future `fut`.  0 or -1. */
+    int (*schedule_wakeup)(PyObject *task, FLFuture *fut);
+    /* (wakeup callable, context) for the entry, as Future._callbacks shows
+     * it.  New reference. */
+    PyObject *(*waiter_entry)(PyObject *task);
+} fl_future_waiter_ops;
 
-/* Defined in task.c: (wakeup callable, context) for a task waiter entry,
- * as Future._callbacks shows it. */
-PyObject *fl_task_waiter_entry(PyObject *task);
+extern fl_future_waiter_ops fl_future_waiter;
+
+/* The Loop's methods this file implements: create_future (module.c lists
+ * them with the Loop's others). */
+extern PyMethodDef fl_future_loop_methods[];
 
 /* New fastloop Future bound to `loop` (for Loop.create_future in C). */
 PyObject *fl_future_new(PyObject *loop);

@@ -7,7 +7,6 @@
  * cancelling a TimerHandle removes it from the heap at once.
  */
 #include "handle.h"
-#include "loop.h"
 
 #include <string.h>
 #include <structmember.h>
@@ -17,6 +16,8 @@
 #define FL_HANDLE_FREELIST_MAX 256
 static FLHandle *handle_freelist[FL_HANDLE_FREELIST_MAX];
 static int handle_freelist_len;
+
+fl_handle_loop_ops fl_handle_loop;
 
 static FLHandle *
 handle_alloc(PyTypeObject *type)
@@ -178,14 +179,15 @@ handle_run_callback(FLHandle *handle)
 static int
 handle_loop_debug(PyObject *loop)
 {
-    if (FLLoop_Check(loop)) {
-        return ((FLLoop *)loop)->debug;
+    int debug = fl_handle_loop.loop_debug(loop);
+    if (debug != -2) {
+        return debug;
     }
     PyObject *res = PyObject_CallMethod(loop, "get_debug", NULL);
     if (res == NULL) {
         return -1;
     }
-    int debug = PyObject_IsTrue(res);
+    debug = PyObject_IsTrue(res);
     Py_DECREF(res);
     return debug;
 }
@@ -201,8 +203,8 @@ fl_handle_cancel(FLHandle *handle)
      * fastloop loop -- unless the garbage collector cleared the handle's
      * reference (then the heap drops it when it clears itself). */
     if (handle->scheduled && handle->loop != NULL) {
-        assert(FLLoop_Check(handle->loop));
-        fl_loop_remove_timer((FLLoop *)handle->loop, handle);
+        assert(PyObject_TypeCheck(handle->loop, fl_state->loop_type));
+        fl_handle_loop.remove_timer(handle->loop, handle);
     }
     if (handle->loop != NULL && handle->repr == NULL) {
         /* In debug mode, keep what the repr said while the callback was
@@ -254,7 +256,7 @@ handle_get_context(FLHandle *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 handle_run_method(FLHandle *self, PyObject *Py_UNUSED(ignored))
 {
-    if (fl_handle_run(self) < 0 && fl_handle_report_error(self) < 0) {
+    if (fl_handle_run(self) < 0 && fl_handle_loop.report_error(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -271,8 +273,8 @@ fl_format_callback(FLHandle *self)
 {
 #if PY_VERSION_HEX >= 0x030D0000
     /* 3.13 shortens reprs of arguments unless the loop is in debug mode. */
-    int debug = self->loop != NULL && FLLoop_Check(self->loop) &&
-                ((FLLoop *)self->loop)->debug;
+    int debug =
+        self->loop != NULL && fl_handle_loop.loop_debug(self->loop) == 1;
     PyObject *kwnames = Py_BuildValue("(s)", "debug");
     if (kwnames == NULL) {
         return NULL;

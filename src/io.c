@@ -713,3 +713,26 @@ fl_io_traverse(FLLoop *loop, visitproc visit, void *arg)
     }
     return 0;
 }
+
+#define FL_IO_FASTCALL(fn) (PyCFunction)(void (*)(void))(fn)
+
+PyMethodDef fl_io_loop_methods[] = {
+    {"add_reader", FL_IO_FASTCALL(fl_io_add_reader), METH_FASTCALL,
+     "add_reader(fd, callback, *args): call callback when fd is readable."},
+    {"_add_reader", FL_IO_FASTCALL(fl_io_add_reader_private),
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"remove_reader", (PyCFunction)fl_io_remove_reader, METH_O,
+     "Stop watching fd for reading; True if it was watched."},
+    {"_remove_reader", (PyCFunction)fl_io_remove_reader_private, METH_O, NULL},
+    {"add_writer", FL_IO_FASTCALL(fl_io_add_writer), METH_FASTCALL,
+     "add_writer(fd, callback, *args): call callback when fd is "
+     "writable."},
+    {"_add_writer", FL_IO_FASTCALL(fl_io_add_writer_private),
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"remove_writer", (PyCFunction)fl_io_remove_writer, METH_O,
+     "Stop watching fd for writing; True if it was watched."},
+    {"_remove_writer", (PyCFunction)fl_io_remove_writer_private, METH_O, NULL},
+    {"_io_events", (PyCFunction)fl_io_events, METH_O,
+     "Selector-style event mask (1 read, 2 write) watched on fd."},
+    {NULL, NULL, 0, NULL},
+};

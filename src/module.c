@@ -7,7 +7,9 @@
  * (formatting, logging, debug checks).
  */
 #include "module.h"
+#include "io.h"
 #include "server.h"
+#include "task.h"
 
 /* The state of the one module object (see fl_module_exec): NULL until it
  * is made. */
@@ -168,6 +170,52 @@ static PyMethodDef fl_module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* ---- the Loop's methods ---------------------------------------------- */
+
+/* Every method of _core.Loop, by the file that implements it: the one
+ * place they are listed.  A concern that adds methods to the Loop exports
+ * its table (ending with a NULL entry) and gets a line here. */
+static const PyMethodDef *const loop_method_tables[] = {
+    fl_loop_methods,        /* loop.c: call_soon..., run, time, stop/close */
+    fl_io_loop_methods,     /* io.c: add_reader/add_writer and family */
+    fl_future_loop_methods, /* future.c: create_future */
+    fl_task_loop_methods,   /* task.c: create_task */
+};
+
+/* The tables above as one (it lives as long as the process).  A name
+ * listed twice is a mistake: SystemError. */
+static PyMethodDef *
+loop_methods(void)
+{
+    size_t n = 1;
+    for (size_t t = 0; t < Py_ARRAY_LENGTH(loop_method_tables); t++) {
+        for (const PyMethodDef *m = loop_method_tables[t]; m->ml_name; m++) {
+            n++;
+        }
+    }
+    PyMethodDef *all = PyMem_RawCalloc(n, sizeof(PyMethodDef));
+    if (all == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    size_t len = 0;
+    for (size_t t = 0; t < Py_ARRAY_LENGTH(loop_method_tables); t++) {
+        for (const PyMethodDef *m = loop_method_tables[t]; m->ml_name; m++) {
+            for (size_t i = 0; i < len; i++) {
+                if (strcmp(all[i].ml_name, m->ml_name) == 0) {
+                    PyErr_Format(PyExc_SystemError,
+                                 "fastloop: Loop.%s is listed twice",
+                                 m->ml_name);
+                    PyMem_RawFree(all);
+                    return NULL;
+                }
+            }
+            all[len++] = *m;
+        }
+    }
+    return all;
+}
+
 /* ---- the module: multi-phase init ------------------------------------ */
 
 static int
@@ -234,8 +282,10 @@ fl_module_exec(PyObject *module)
         return -1;
     }
     fl_state = st;
+    PyMethodDef *methods = NULL;
     if (fill_state() < 0 || fl_handle_init(module) < 0 ||
-        fl_loop_init(module) < 0 || fl_future_init(module) < 0 ||
+        (methods = loop_methods()) == NULL ||
+        fl_loop_init(module, methods) < 0 || fl_future_init(module) < 0 ||
         fl_task_init(module) < 0 || fl_stream_init(module) < 0 ||
         fl_server_init(module) < 0) {
         /* The module object goes away with what was filled in (m_free);

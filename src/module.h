@@ -229,7 +229,8 @@ extern fl_module_state *fl_state;
  * its types to the module and fills the state it owns; -1 with an exception
  * set on failure. */
 int fl_handle_init(PyObject *module);
-int fl_loop_init(PyObject *module);
+/* `methods`: every method of the Loop type (module.c lists them). */
+int fl_loop_init(PyObject *module, PyMethodDef *methods);
 int fl_future_init(PyObject *module);
 int fl_task_init(PyObject *module);
 int fl_stream_init(PyObject *module);

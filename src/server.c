@@ -104,8 +104,8 @@ report_accept_error(FLAcceptor *a, const char *message)
     if (tsock == NULL) {
         PyErr_Clear();
     }
-    fl_report_error((PyObject *)a->loop, message, exc, fl_state->str_socket,
-                    tsock, NULL);
+    fl_loop_report_quietly((PyObject *)a->loop, message, exc,
+                           fl_state->str_socket, tsock, NULL);
     Py_XDECREF(tsock);
     Py_DECREF(exc);
     return 0;
@@ -122,9 +122,9 @@ accept_back_off(FLAcceptor *a)
     if (tsock == NULL) {
         PyErr_WriteUnraisable((PyObject *)a);
     }
-    fl_report_error((PyObject *)a->loop,
-                    "socket.accept() out of system resource", exc,
-                    fl_state->str_socket, tsock, NULL);
+    fl_loop_report_quietly((PyObject *)a->loop,
+                           "socket.accept() out of system resource", exc,
+                           fl_state->str_socket, tsock, NULL);
     Py_XDECREF(tsock);
     Py_DECREF(exc);
     if (fl_io_stop(a->loop, a->fd, FL_IO_READ, accept_ready, (PyObject *)a) <
@@ -224,9 +224,10 @@ drop_connection(FLAcceptor *a, PyObject *conn, PyObject *protocol)
     }
     PyObject *exc = fl_err_fetch();
     if (a->loop->debug) {
-        fl_report_error((PyObject *)a->loop,
-                        "Error on transport creation for incoming connection",
-                        exc, fl_state->str_protocol, protocol, NULL);
+        fl_loop_report_quietly(
+            (PyObject *)a->loop,
+            "Error on transport creation for incoming connection", exc,
+            fl_state->str_protocol, protocol, NULL);
     }
     Py_DECREF(exc);
     PyObject *res = PyObject_CallMethodNoArgs(conn, fl_state->str_close);

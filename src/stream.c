@@ -96,63 +96,6 @@ typedef struct {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-int
-fl_is_fatal_error(void)
-{
-    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
-           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
-
-void
-fl_report_error(PyObject *loop, const char *message, PyObject *exc, ...)
-{
-    PyObject *saved = fl_err_fetch(); /* nothing may be raised meanwhile */
-    PyObject *context = PyDict_New();
-    PyObject *msg = PyUnicode_FromString(message);
-    if (context == NULL || msg == NULL ||
-        PyDict_SetItem(context, fl_state->str_message, msg) < 0 ||
-        (exc != NULL &&
-         PyDict_SetItem(context, fl_state->str_exception, exc) < 0)) {
-        goto unraisable;
-    }
-    va_list ap;
-    va_start(ap, exc);
-    for (;;) {
-        PyObject *key = va_arg(ap, PyObject *);
-        if (key == NULL) {
-            break;
-        }
-        PyObject *value = va_arg(ap, PyObject *);
-        if (value != NULL && PyDict_SetItem(context, key, value) < 0) {
-            va_end(ap);
-            goto unraisable;
-        }
-    }
-    va_end(ap);
-    if (loop == NULL) {
-        goto unraisable_quiet;
-    }
-    PyObject *res = PyObject_CallMethodOneArg(
-        loop, fl_state->str_call_exception_handler, context);
-    if (res == NULL) {
-        goto unraisable;
-    }
-    Py_DECREF(res);
-    goto done;
-unraisable_quiet:
-    if (exc != NULL) {
-        fl_err_restore(Py_NewRef(exc));
-    }
-unraisable:
-    if (PyErr_Occurred()) {
-        PyErr_WriteUnraisable(loop ? loop : Py_None);
-    }
-done:
-    Py_XDECREF(msg);
-    Py_XDECREF(context);
-    fl_err_restore(saved);
-}
-
 /* logger.debug(fmt, *args, [exc_info=exc]); errors are unraisable. */
 static void
 log_debug(PyObject *exc, const char *fmt, PyObject *a, PyObject *b)
@@ -438,9 +381,9 @@ fatal_error(FLStream *t, PyObject *exc, const char *message)
             }
         }
     } else {
-        fl_report_error((PyObject *)t->loop, message, exc,
-                        fl_state->str_transport, (PyObject *)t,
-                        fl_state->str_protocol, t->protocol, NULL);
+        fl_loop_report_quietly((PyObject *)t->loop, message, exc,
+                               fl_state->str_transport, (PyObject *)t,
+                               fl_state->str_protocol, t->protocol, NULL);
     }
     return force_close(t, exc);
 }
@@ -590,10 +533,10 @@ report_callback_error(FLStream *t, const char *what)
     if (msg == NULL) {
         PyErr_WriteUnraisable((PyObject *)t);
     } else {
-        fl_report_error((PyObject *)t->loop ? (PyObject *)t->loop : NULL,
-                        PyUnicode_AsUTF8(msg), exc, fl_state->str_transport,
-                        (PyObject *)t, fl_state->str_protocol, t->protocol,
-                        NULL);
+        fl_loop_report_quietly(
+            (PyObject *)t->loop ? (PyObject *)t->loop : NULL,
+            PyUnicode_AsUTF8(msg), exc, fl_state->str_transport, (PyObject *)t,
+            fl_state->str_protocol, t->protocol, NULL);
         Py_DECREF(msg);
     }
     Py_XDECREF(exc);
@@ -663,9 +606,10 @@ maybe_pause_protocol(FLStream *t)
             return -1;
         }
         PyObject *exc = fl_err_fetch();
-        fl_report_error((PyObject *)t->loop, "protocol.pause_writing() failed",
-                        exc, fl_state->str_transport, (PyObject *)t,
-                        fl_state->str_protocol, t->protocol, NULL);
+        fl_loop_report_quietly((PyObject *)t->loop,
+                               "protocol.pause_writing() failed", exc,
+                               fl_state->str_transport, (PyObject *)t,
+                               fl_state->str_protocol, t->protocol, NULL);
         Py_DECREF(exc);
         return 0;
     }
@@ -686,10 +630,10 @@ maybe_resume_protocol(FLStream *t)
             return -1;
         }
         PyObject *exc = fl_err_fetch();
-        fl_report_error((PyObject *)t->loop,
-                        "protocol.resume_writing() failed", exc,
-                        fl_state->str_transport, (PyObject *)t,
-                        fl_state->str_protocol, t->protocol, NULL);
+        fl_loop_report_quietly((PyObject *)t->loop,
+                               "protocol.resume_writing() failed", exc,
+                               fl_state->str_transport, (PyObject *)t,
+                               fl_state->str_protocol, t->protocol, NULL);
         Py_DECREF(exc);
         return 0;
     }
@@ -1774,10 +1718,10 @@ start_ready(PyObject *self, PyObject *bound_and_waiter)
         PyObject *msg =
             src ? PyUnicode_FromFormat("Exception in callback %U", src) : NULL;
         if (msg != NULL) {
-            fl_report_error(t->loop ? (PyObject *)t->loop : NULL,
-                            PyUnicode_AsUTF8(msg), exc,
-                            fl_state->str_transport, self,
-                            fl_state->str_protocol, t->protocol, NULL);
+            fl_loop_report_quietly(t->loop ? (PyObject *)t->loop : NULL,
+                                   PyUnicode_AsUTF8(msg), exc,
+                                   fl_state->str_transport, self,
+                                   fl_state->str_protocol, t->protocol, NULL);
         } else {
             PyErr_WriteUnraisable(self);
         }
@@ -1809,10 +1753,12 @@ start_ready(PyObject *self, PyObject *bound_and_waiter)
             if (fl_is_fatal_error()) {
                 return -1;
             }
-            fl_loop_report_exception(t->loop ? (PyObject *)t->loop : Py_None,
-                                     "Exception in callback "
-                                     "_set_result_unless_cancelled()",
-                                     NULL, NULL, NULL);
+            PyObject *exc = fl_err_fetch();
+            fl_loop_report_quietly(t->loop ? (PyObject *)t->loop : NULL,
+                                   "Exception in callback "
+                                   "_set_result_unless_cancelled()",
+                                   exc, NULL);
+            Py_XDECREF(exc);
         }
     }
     return 0;

@@ -26,14 +26,6 @@ PyObject *fl_stream_new(FLLoop *loop, PyObject *sock, int fd,
                         PyObject *protocol, PyObject *waiter, PyObject *extra,
                         PyObject *server, PyObject *context);
 
-/* Reports `exc` through loop.call_exception_handler() with `message` and
- * any number of (key, value) pairs (NULL-terminated, value NULL skipped).
- * Never fails: errors inside are written as unraisable. */
-void fl_report_error(PyObject *loop, const char *message, PyObject *exc, ...);
-
-/* SystemExit or KeyboardInterrupt is set: what leaves the loop. */
-int fl_is_fatal_error(void);
-
 /* transport.write(data) of a SocketTransport (tls.c's ciphertext). */
 PyObject *fl_stream_write(PyObject *transport, PyObject *data);
 

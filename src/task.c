@@ -12,7 +12,6 @@
  * goes through the public methods exactly as asyncio's Task does.
  */
 #include "task.h"
-#include "loop.h"
 
 static unsigned long long task_name_counter;
 
@@ -151,8 +150,8 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
     return call_registry(fl_state->leave_task, loop, (PyObject *)task);
 }
 
-int
-fl_task_hide_left_task(FLLoop *fl)
+static int
+task_hide_left_task(FLLoop *fl)
 {
     /* Steps never leave their task behind on 3.14+. */
     assert(fl->task_left_in_dict == FL_LEFT_NOTHING);
@@ -330,8 +329,8 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
     return PyDict_DelItem(fl_state->current_tasks, loop);
 }
 
-int
-fl_task_hide_left_task(FLLoop *fl)
+static int
+task_hide_left_task(FLLoop *fl)
 {
     assert(fl->task_left_in_dict == FL_LEFT_TASK && fl->hash != 0);
     fl->task_left_in_dict = FL_LEFT_NONE;
@@ -379,8 +378,8 @@ run_in_task_context(PyObject *task, PyObject *arg,
     }
     int rc = action((FLTask *)task, arg);
     if (rc < 0) {
-        rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
-                                      NULL, what);
+        rc = fl_loop_report_callback_error(((FLTask *)task)->fut.loop, NULL,
+                                           NULL, NULL, what);
     }
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
@@ -391,14 +390,14 @@ run_in_task_context(PyObject *task, PyObject *arg,
     return rc;
 }
 
-int
-fl_task_step_ready(PyObject *task, PyObject *exc)
+static int
+task_step_ready(PyObject *task, PyObject *exc)
 {
     return run_in_task_context(task, exc, task_step, "Task.__step()");
 }
 
-int
-fl_task_wakeup_ready(PyObject *task, PyObject *fut)
+static int
+task_wakeup_ready(PyObject *task, PyObject *fut)
 {
     return run_in_task_context(task, fut, task_wakeup, "Task.__wakeup()");
 }
@@ -412,7 +411,7 @@ task_call_step_soon(FLTask *task, PyObject *exc)
         if (fl_loop_check_schedulable((FLLoop *)loop) < 0) {
             return -1;
         }
-        return fl_loop_enqueue((FLLoop *)loop, fl_task_step_ready,
+        return fl_loop_enqueue((FLLoop *)loop, task_step_ready,
                                (PyObject *)task, exc);
     }
     PyObject *meth = PyCFunction_New(&step_def, (PyObject *)task);
@@ -446,15 +445,15 @@ task_step_soon_with_error(FLTask *task, const char *fmt, ...)
     return rc;
 }
 
-int
-fl_task_schedule_wakeup(PyObject *task, FLFuture *fut)
+static int
+task_schedule_wakeup(PyObject *task, FLFuture *fut)
 {
     assert(FLTask_Check(task) && fut->state != FL_PENDING);
     if (fut->fast_loop) {
         if (fl_loop_check_schedulable((FLLoop *)fut->loop) < 0) {
             return -1;
         }
-        return fl_loop_enqueue((FLLoop *)fut->loop, fl_task_wakeup_ready, task,
+        return fl_loop_enqueue((FLLoop *)fut->loop, task_wakeup_ready, task,
                                (PyObject *)fut);
     }
     PyObject *meth = PyCFunction_New(&wakeup_def, task);
@@ -467,8 +466,8 @@ fl_task_schedule_wakeup(PyObject *task, FLFuture *fut)
     return rc;
 }
 
-PyObject *
-fl_task_waiter_entry(PyObject *task)
+static PyObject *
+task_waiter_entry(PyObject *task)
 {
     PyObject *meth = PyCFunction_New(&wakeup_def, task);
     if (meth == NULL) {
@@ -1327,10 +1326,12 @@ loop_create_task(PyObject *loop, PyObject *const *args, size_t nargsf,
     return fl_task_new(loop, args[0], name, context, eager_start);
 }
 
-static PyMethodDef loop_create_task_def = {
-    "create_task", (PyCFunction)(void (*)(void))loop_create_task,
-    METH_FASTCALL | METH_KEYWORDS,
-    "Schedule a coroutine as a fastloop.Task (or the task factory's)."};
+PyMethodDef fl_task_loop_methods[] = {
+    {"create_task", (PyCFunction)(void (*)(void))loop_create_task,
+     METH_FASTCALL | METH_KEYWORDS,
+     "Schedule a coroutine as a fastloop.Task (or the task factory's)."},
+    {NULL, NULL, 0, NULL},
+};
 
 /* ------------------------------------------------------------------ */
 /* Methods                                                             */
@@ -1622,7 +1623,7 @@ Task_finalize(FLTask *task)
                             task->fut.source_tb) < 0)) {
             PyErr_WriteUnraisable((PyObject *)task);
         } else {
-            if (fl_call_exception_handler(task->fut.loop, context) < 0) {
+            if (fl_loop_call_exception_handler(task->fut.loop, context) < 0) {
                 PyErr_WriteUnraisable((PyObject *)task);
             }
         }
@@ -1732,6 +1733,12 @@ set_slot(PyType_Slot *slots, int id, void *value)
 int
 fl_task_init(PyObject *module)
 {
+    /* The layers below reach tasks only through these. */
+    fl_loop_task.step = task_step_ready;
+    fl_loop_task.wakeup = task_wakeup_ready;
+    fl_loop_task.hide_left_task = task_hide_left_task;
+    fl_future_waiter.schedule_wakeup = task_schedule_wakeup;
+    fl_future_waiter.waiter_entry = task_waiter_entry;
     if (init_base_mirror() < 0) {
         return -1;
     }
@@ -1760,15 +1767,6 @@ fl_task_init(PyObject *module)
     fl_state->task_type->tp_vectorcall = Task_vectorcall;
     if (PyModule_AddObjectRef(module, "Task",
                               (PyObject *)fl_state->task_type) < 0) {
-        return -1;
-    }
-    PyObject *descr =
-        PyDescr_NewMethod(fl_state->loop_type, &loop_create_task_def);
-    if (descr == NULL) {
-        return -1;
-    }
-    if (PyModule_AddObject(module, "_loop_create_task", descr) < 0) {
-        Py_DECREF(descr);
         return -1;
     }
     return 0;

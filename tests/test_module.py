@@ -157,3 +157,16 @@ def test_gil_declared_used(child_env):
         print(is_enabled())
     """)
     assert out.strip() == "True"
+
+
+def test_loop_methods_come_from_the_c_type():
+    # module.c lists every method of _core.Loop, create_future and
+    # create_task among them; fastloop.Loop inherits them, ahead of
+    # asyncio's.
+    import fastloop
+    import fastloop._core as core
+    for name in ("call_soon", "add_reader", "create_future", "create_task"):
+        assert name in core.Loop.__dict__, name
+        assert getattr(fastloop.Loop, name) is core.Loop.__dict__[name]
+    assert not hasattr(core, "_loop_create_future")
+    assert not hasattr(core, "_loop_create_task")
