@@ -293,6 +293,14 @@ fl_module_exec(PyObject *module)
         fl_state = NULL;
         return -1;
     }
+    /* The module, and so its state, lives as long as the process (this
+     * reference is never released).  Objects of fastloop's types may be
+     * cleared or freed after the module would otherwise go -- by the
+     * garbage collector at interpreter exit, in the same batch as the
+     * module -- and their slots read the state (Task's tp_clear calls its
+     * asyncio base's, found there).  The static globals the state replaced
+     * lived as long. */
+    Py_INCREF(module);
     return 0;
 }
 
