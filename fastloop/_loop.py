@@ -75,9 +75,8 @@ class Loop(_core.Loop, unix_events.SelectorEventLoop):
         _core.Loop.__init__(self)
         unix_events.SelectorEventLoop.__init__(self, _SelectorView(self))
 
-    # C methods of _core.Loop's type: fastloop.Future and fastloop.Task.
-    create_future = _core._loop_create_future
-    create_task = _core._loop_create_task
+    # create_future and create_task are _core.Loop's (fastloop.Future and
+    # fastloop.Task), which comes first in the MRO.
 
     # ---- transports: the C stream transport for TCP and Unix sockets ----
 

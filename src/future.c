@@ -8,21 +8,13 @@
  * fl_callback) so its wakeup needs no bound method at all.
  */
 #include "future.h"
-#include "handle.h"
-#include "loop.h"
 
 #include <stddef.h>
 #include <structmember.h>
 
-fl_future_state fl_fstate;
-
-PyTypeObject *fl_future_type;
-PyTypeObject *fl_task_type;
-PyTypeObject *fl_asyncio_future_type;
-PyTypeObject *fl_asyncio_task_type;
-static PyTypeObject *fl_future_iter_type;
-
 static const char *const state_names[] = {"PENDING", "CANCELLED", "FINISHED"};
+
+fl_future_waiter_ops fl_future_waiter;
 
 /* ------------------------------------------------------------------ */
 /* Helpers shared with task.c                                          */
@@ -41,32 +33,14 @@ fl_call_soon_generic(PyObject *loop, PyObject *fn, PyObject *arg,
     PyObject *kwnames = NULL;
     if (ctx != NULL) {
         args[nargs] = ctx;
-        kwnames = fl_fstate.kw_context;
+        kwnames = fl_state->kw_context;
     }
-    PyObject *res = PyObject_VectorcallMethod(fl_fstate.str_call_soon, args,
+    PyObject *res = PyObject_VectorcallMethod(fl_state->str_call_soon, args,
                                               nargs, kwnames);
     if (res == NULL) {
         return -1;
     }
     Py_DECREF(res);
-    return 0;
-}
-
-int
-fl_call_exception_handler(PyObject *loop, PyObject *context)
-{
-    PyObject *res = PyObject_CallMethodOneArg(
-        loop, fl_state.str_call_exception_handler, context);
-    if (res != NULL) {
-        Py_DECREF(res);
-        return 0;
-    }
-    /* As in asyncio, these leave the loop; anything else is unraisable. */
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        return -1;
-    }
-    PyErr_WriteUnraisable(loop);
     return 0;
 }
 
@@ -132,55 +106,6 @@ cb_clear_all(FLFuture *fut)
     PyMem_Free(rest);
 }
 
-int
-fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
-                         PyObject *ctx, const char *source)
-{
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        return -1;
-    }
-    PyObject *exc = fl_err_fetch();
-    PyObject *src = NULL, *msg = NULL, *context = NULL;
-    FLHandle *handle = NULL;
-    int rc = 0;
-    if (source != NULL) {
-        src = PyUnicode_FromString(source);
-    } else {
-        /* asyncio runs a done callback through a Handle, which the context
-         * names: make the one it would have run (fn(arg) in ctx). */
-        PyObject *args = PyTuple_Pack(1, arg);
-        if (args != NULL) {
-            handle = fl_handle_new(&FLHandle_Type, loop, fn, args, ctx);
-            Py_DECREF(args);
-        }
-        if (handle != NULL) {
-            src = fl_format_callback(handle);
-        }
-    }
-    if (src != NULL) {
-        msg = PyUnicode_FromFormat("Exception in callback %S", src);
-    }
-    if (msg != NULL) {
-        context = PyDict_New();
-    }
-    if (context == NULL ||
-        PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
-        PyDict_SetItem(context, fl_state.str_exception, exc) < 0 ||
-        (handle != NULL && PyDict_SetItem(context, fl_state.str_handle,
-                                          (PyObject *)handle) < 0)) {
-        PyErr_WriteUnraisable(loop);
-    } else {
-        rc = fl_call_exception_handler(loop, context);
-    }
-    Py_XDECREF(context);
-    Py_XDECREF(msg);
-    Py_XDECREF(src);
-    Py_XDECREF(handle);
-    Py_DECREF(exc);
-    return rc;
-}
-
 /* Runs from the fastloop ready queue: `pair` is (callback, context).  An
  * error is reported as asyncio's Handle._run reports it: after leaving the
  * callback's context, naming a Handle whose get_context() is that context
@@ -204,15 +129,15 @@ run_callback_ready(PyObject *pair, PyObject *fut)
         return 0;
     }
     fl_err_restore(exc);
-    return fl_report_callback_error(((FLFuture *)fut)->loop, fn, fut, ctx,
-                                    NULL);
+    return fl_loop_report_callback_error(((FLFuture *)fut)->loop, fn, fut, ctx,
+                                         NULL);
 }
 
 static int
 schedule_one(FLFuture *fut, PyObject *fn, PyObject *ctx)
 {
     if (ctx == NULL) {
-        return fl_task_schedule_wakeup(fn, fut);
+        return fl_future_waiter.schedule_wakeup(fn, fut);
     }
     if (fut->fast_loop) {
         FLLoop *loop = (FLLoop *)fut->loop;
@@ -267,22 +192,17 @@ schedule_callbacks(FLFuture *fut)
 static PyObject *
 get_event_loop(void)
 {
-    PyObject *loop = PyObject_CallNoArgs(fl_fstate.get_running_loop);
+    PyObject *loop = PyObject_CallNoArgs(fl_state->get_running_loop);
     if (loop == NULL || loop != Py_None) {
         return loop;
     }
     Py_DECREF(loop);
-    return PyObject_CallNoArgs(fl_fstate.get_event_loop);
+    return PyObject_CallNoArgs(fl_state->get_event_loop);
 }
 
 /* fl_loop_is_fast() for a type it has not seen yet, or that changed:
  * compare the type's call_soon, get_debug and is_running with the C Loop's
  * own, and remember the answer with the type's version tag. */
-PyTypeObject *fl_fast_cache_type; /* strong reference */
-unsigned int fl_fast_cache_tag;
-int fl_fast_cache_answer;
-static PyObject *fast_method_names[3];
-static PyObject *fast_methods[3]; /* the C Loop's own descriptors */
 
 int
 fl_loop_is_fast_slow(PyObject *loop)
@@ -291,17 +211,21 @@ fl_loop_is_fast_slow(PyObject *loop)
     if (!FLLoop_Check(loop)) {
         return 0;
     }
+    PyObject *const names[] = {fl_state->str_call_soon,
+                               fl_state->str_get_debug,
+                               fl_state->str_is_running};
+    Py_BUILD_ASSERT(Py_ARRAY_LENGTH(names) ==
+                    Py_ARRAY_LENGTH(fl_state->fast_methods));
     int answer = 1;
-    for (size_t i = 0; i < Py_ARRAY_LENGTH(fast_methods) && answer; i++) {
-        PyObject *descr =
-            PyObject_GetAttr((PyObject *)type, fast_method_names[i]);
+    for (size_t i = 0; i < Py_ARRAY_LENGTH(names) && answer; i++) {
+        PyObject *descr = PyObject_GetAttr((PyObject *)type, names[i]);
         if (descr == NULL) {
             /* A type whose attribute lookup fails: the generic path will
              * report it where asyncio would. */
             PyErr_Clear();
             return 0;
         }
-        answer = descr == fast_methods[i];
+        answer = descr == fl_state->fast_methods[i];
         Py_DECREF(descr);
     }
     /* The lookups above gave the type a version tag (a later change to
@@ -310,9 +234,9 @@ fl_loop_is_fast_slow(PyObject *loop)
     if (!fl_type_version_valid(type)) {
         return answer;
     }
-    Py_XSETREF(fl_fast_cache_type, (PyTypeObject *)Py_NewRef(type));
-    fl_fast_cache_tag = type->tp_version_tag;
-    fl_fast_cache_answer = answer;
+    Py_XSETREF(fl_state->fast_cache_type, (PyTypeObject *)Py_NewRef(type));
+    fl_state->fast_cache_tag = type->tp_version_tag;
+    fl_state->fast_cache_answer = answer;
     return answer;
 }
 
@@ -320,7 +244,7 @@ fl_loop_is_fast_slow(PyObject *loop)
 static int
 loop_get_debug_generic(PyObject *loop)
 {
-    PyObject *res = PyObject_CallMethodNoArgs(loop, fl_fstate.str_get_debug);
+    PyObject *res = PyObject_CallMethodNoArgs(loop, fl_state->str_get_debug);
     if (res == NULL) {
         return -1;
     }
@@ -376,7 +300,7 @@ fl_future_init_fields(FLFuture *fut, PyObject *loop)
         fast_loop ? ((FLLoop *)loop)->debug : loop_get_debug_generic(loop);
     PyObject *source_tb = NULL;
     if (debug > 0 && !fl_is_finalizing()) {
-        source_tb = PyObject_CallNoArgs(fl_state.extract_stack);
+        source_tb = PyObject_CallNoArgs(fl_state->extract_stack);
         if (source_tb == NULL) {
             debug = -1;
         }
@@ -406,7 +330,7 @@ fl_future_init_fields(FLFuture *fut, PyObject *loop)
 static int
 invalid_state(FLFuture *fut)
 {
-    PyErr_SetString(fl_fstate.InvalidStateError, "invalid state");
+    PyErr_SetString(fl_state->InvalidStateError, "invalid state");
     return -1;
 }
 
@@ -514,9 +438,9 @@ fl_future_make_cancelled_error(FLFuture *fut)
     }
     PyObject *msg = fut->cancel_msg;
     if (msg == NULL || msg == Py_None) {
-        return PyObject_CallNoArgs(fl_fstate.CancelledError);
+        return PyObject_CallNoArgs(fl_state->CancelledError);
     }
-    return PyObject_CallOneArg(fl_fstate.CancelledError, msg);
+    return PyObject_CallOneArg(fl_state->CancelledError, msg);
 }
 
 /* Raise the cancellation error of a cancelled future. */
@@ -539,7 +463,7 @@ fl_future_get_result(FLFuture *fut)
         return NULL;
     }
     if (fut->state != FL_FINISHED) {
-        PyErr_SetString(fl_fstate.InvalidStateError, "Result is not set.");
+        PyErr_SetString(fl_state->InvalidStateError, "Result is not set.");
         return NULL;
     }
     fut->log_tb = 0;
@@ -560,7 +484,7 @@ int
 fl_future_add_task_waiter(FLFuture *fut, PyObject *task)
 {
     if (fut->state != FL_PENDING) {
-        return fl_task_schedule_wakeup(task, fut);
+        return fl_future_waiter.schedule_wakeup(task, fut);
     }
     return cb_append(fut, task, NULL);
 }
@@ -611,10 +535,11 @@ fl_future_new(PyObject *loop)
     FLFuture *fut;
     if (future_freelist_len > 0) {
         fut = future_freelist[--future_freelist_len];
-        (void)PyObject_Init((PyObject *)fut, fl_future_type);
+        (void)PyObject_Init((PyObject *)fut, fl_state->future_type);
         PyObject_GC_Track(fut);
     } else {
-        fut = (FLFuture *)fl_future_type->tp_alloc(fl_future_type, 0);
+        fut = (FLFuture *)fl_state->future_type->tp_alloc(
+            fl_state->future_type, 0);
         if (fut == NULL) {
             return NULL;
         }
@@ -626,9 +551,8 @@ fl_future_new(PyObject *loop)
     return (PyObject *)fut;
 }
 
-/* Loop.create_future() for fastloop's Loop: installed on the Python class
- * as a method descriptor of the C Loop type (see fl_future_init), so it
- * costs no Python frame. */
+/* Loop.create_future(): a method of the C Loop type (listed in module.c
+ * with the Loop's other methods), so it costs no Python frame. */
 static PyObject *
 loop_create_future(PyObject *loop, PyObject *Py_UNUSED(ignored))
 {
@@ -638,9 +562,11 @@ loop_create_future(PyObject *loop, PyObject *Py_UNUSED(ignored))
     return fl_future_new(loop);
 }
 
-static PyMethodDef loop_create_future_def = {
-    "create_future", (PyCFunction)loop_create_future, METH_NOARGS,
-    "Create a fastloop.Future attached to the loop."};
+PyMethodDef fl_future_loop_methods[] = {
+    {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
+     "Create a fastloop.Future attached to the loop."},
+    {NULL, NULL, 0, NULL},
+};
 
 /* ------------------------------------------------------------------ */
 /* Python methods                                                      */
@@ -659,7 +585,7 @@ Future_exception(FLFuture *fut, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     if (fut->state != FL_FINISHED) {
-        PyErr_SetString(fl_fstate.InvalidStateError, "Exception is not set.");
+        PyErr_SetString(fl_state->InvalidStateError, "Exception is not set.");
         return NULL;
     }
     fut->log_tb = 0;
@@ -801,7 +727,7 @@ callback_comparand(fl_callback *cb)
     if (cb->ctx != NULL) {
         return Py_NewRef(cb->fn);
     }
-    PyObject *entry = fl_task_waiter_entry(cb->fn);
+    PyObject *entry = fl_future_waiter.waiter_entry(cb->fn);
     if (entry == NULL) {
         return NULL;
     }
@@ -977,7 +903,7 @@ future_repr(PyObject *fut)
     if (ensure_alive((FLFuture *)fut) < 0) {
         return NULL;
     }
-    return PyObject_CallOneArg(fl_fstate.future_repr, fut);
+    return PyObject_CallOneArg(fl_state->future_repr, fut);
 }
 
 static PyObject *future_new_iter(PyObject *fut);
@@ -1086,7 +1012,7 @@ static PyObject *
 callback_entry(fl_callback *cb)
 {
     if (cb->ctx == NULL) {
-        return fl_task_waiter_entry(cb->fn);
+        return fl_future_waiter.waiter_entry(cb->fn);
     }
     return PyTuple_Pack(2, cb->fn, cb->ctx);
 }
@@ -1259,18 +1185,18 @@ fl_future_finalize(FLFuture *fut)
     }
     context = PyDict_New();
     if (context == NULL ||
-        PyDict_SetItem(context, fl_state.str_message, message) < 0 ||
-        PyDict_SetItem(context, fl_state.str_exception,
+        PyDict_SetItem(context, fl_state->str_message, message) < 0 ||
+        PyDict_SetItem(context, fl_state->str_exception,
                        fut->exception ? fut->exception : Py_None) < 0 ||
-        PyDict_SetItem(context, fl_fstate.str_future, (PyObject *)fut) < 0) {
+        PyDict_SetItem(context, fl_state->str_future, (PyObject *)fut) < 0) {
         goto done;
     }
     if (fut->source_tb != NULL &&
-        PyDict_SetItem(context, fl_state.str_source_traceback,
+        PyDict_SetItem(context, fl_state->str_source_traceback,
                        fut->source_tb) < 0) {
         goto done;
     }
-    (void)fl_call_exception_handler(fut->loop, context);
+    (void)fl_loop_call_exception_handler(fut->loop, context);
 
 done:
     if (PyErr_Occurred()) {
@@ -1296,7 +1222,8 @@ fl_future_dealloc_begin(FLFuture *fut, inquiry clear, int finalize)
     /* Calling the finalizer marks the object finalized for good, which
      * would keep a reused one from ever being finalized again: call it
      * only when it has work; reuse only objects never finalized. */
-    if ((finalize || (tp != fl_future_type && tp != fl_task_type)) &&
+    if ((finalize ||
+         (tp != fl_state->future_type && tp != fl_state->task_type)) &&
         PyObject_CallFinalizerFromDealloc(self) < 0) {
         return 0; /* resurrected */
     }
@@ -1316,13 +1243,13 @@ static int
 Future_traverse(PyObject *self, visitproc visit, void *arg)
 {
     return fl_future_traverse((FLFuture *)self, visit, arg,
-                              fl_asyncio_future_type);
+                              fl_state->asyncio_future_type);
 }
 
 static int
 Future_clear(PyObject *self)
 {
-    return fl_future_clear((FLFuture *)self, fl_asyncio_future_type);
+    return fl_future_clear((FLFuture *)self, fl_state->asyncio_future_type);
 }
 
 static void
@@ -1334,7 +1261,8 @@ Future_dealloc(PyObject *self)
                                  fut->log_tb && fut->loop != NULL)) {
         return;
     }
-    if (tp == fl_future_type && future_freelist_len < FL_FUTURE_FREELIST &&
+    if (tp == fl_state->future_type &&
+        future_freelist_len < FL_FUTURE_FREELIST &&
         !PyObject_GC_IsFinalized(self)) {
         /* Kept for fl_future_new, which takes the type reference back. */
         future_freelist[future_freelist_len++] = fut;
@@ -1372,18 +1300,19 @@ init_unbound_setters(void)
             strcmp(def->ml_name, "set_exception") != 0) {
             continue;
         }
-        PyObject *descr = PyDescr_NewMethod(fl_asyncio_future_type, def);
+        PyObject *descr =
+            PyDescr_NewMethod(fl_state->asyncio_future_type, def);
         if (descr == NULL) {
             return -1;
         }
-        int rc =
-            PyDict_SetItemString(fl_future_type->tp_dict, def->ml_name, descr);
+        int rc = PyDict_SetItemString(fl_state->future_type->tp_dict,
+                                      def->ml_name, descr);
         Py_DECREF(descr);
         if (rc < 0) {
             return -1;
         }
     }
-    PyType_Modified(fl_future_type);
+    PyType_Modified(fl_state->future_type);
     return 0;
 }
 
@@ -1415,9 +1344,9 @@ future_new_iter(PyObject *fut)
     FLFutureIter *it;
     if (iter_freelist_len > 0) {
         it = iter_freelist[--iter_freelist_len];
-        (void)PyObject_Init((PyObject *)it, fl_future_iter_type);
+        (void)PyObject_Init((PyObject *)it, fl_state->future_iter_type);
     } else {
-        it = PyObject_GC_New(FLFutureIter, fl_future_iter_type);
+        it = PyObject_GC_New(FLFutureIter, fl_state->future_iter_type);
         if (it == NULL) {
             return NULL;
         }
@@ -1634,14 +1563,7 @@ import_from(const char *module_name, const char *attr)
 
 #define FS_IMPORT(field, mod, attr)                                           \
     do {                                                                      \
-        if ((fl_fstate.field = import_from(mod, attr)) == NULL) {             \
-            return -1;                                                        \
-        }                                                                     \
-    } while (0)
-
-#define FS_INTERN(field, text)                                                \
-    do {                                                                      \
-        if ((fl_fstate.field = PyUnicode_InternFromString(text)) == NULL) {   \
+        if ((fl_state->field = import_from(mod, attr)) == NULL) {             \
             return -1;                                                        \
         }                                                                     \
     } while (0)
@@ -1664,19 +1586,23 @@ import_asyncio_types(void)
         }
         return -1;
     }
-    fl_asyncio_future_type = (PyTypeObject *)f;
-    fl_asyncio_task_type = (PyTypeObject *)t;
+    fl_state->asyncio_future_type = (PyTypeObject *)f;
+    fl_state->asyncio_task_type = (PyTypeObject *)t;
     if (!PyType_Check(f) || !PyType_Check(t) ||
-        fl_asyncio_task_type->tp_basicsize != FL_ASYNCIO_TASK_BASICSIZE ||
-        fl_asyncio_future_type->tp_basicsize > FL_ASYNCIO_TASK_BASICSIZE ||
-        !PyType_HasFeature(fl_asyncio_future_type, Py_TPFLAGS_BASETYPE) ||
-        !PyType_HasFeature(fl_asyncio_task_type, Py_TPFLAGS_BASETYPE)) {
+        fl_state->asyncio_task_type->tp_basicsize !=
+            FL_ASYNCIO_TASK_BASICSIZE ||
+        fl_state->asyncio_future_type->tp_basicsize >
+            FL_ASYNCIO_TASK_BASICSIZE ||
+        !PyType_HasFeature(fl_state->asyncio_future_type,
+                           Py_TPFLAGS_BASETYPE) ||
+        !PyType_HasFeature(fl_state->asyncio_task_type, Py_TPFLAGS_BASETYPE)) {
         PyErr_Format(PyExc_ImportError,
                      "fastloop was built for an asyncio.Task of %d bytes; "
                      "this interpreter's is %zd: rebuild fastloop with it",
                      FL_ASYNCIO_TASK_BASICSIZE,
-                     PyType_Check(t) ? fl_asyncio_task_type->tp_basicsize
-                                     : (Py_ssize_t)-1);
+                     PyType_Check(t)
+                         ? fl_state->asyncio_task_type->tp_basicsize
+                         : (Py_ssize_t)-1);
         return -1;
     }
     return 0;
@@ -1715,47 +1641,30 @@ fl_future_init(PyObject *module)
 #elif PY_VERSION_HEX >= 0x030C0000
     FS_IMPORT(eager_tasks, "asyncio.tasks", "_eager_tasks");
 #endif
-    if (!PyDict_Check(fl_fstate.current_tasks)) {
+    if (!PyDict_Check(fl_state->current_tasks)) {
         PyErr_SetString(PyExc_ImportError,
                         "asyncio.tasks._current_tasks is not a dict");
         return -1;
     }
-    FS_INTERN(str_add_done_callback, "add_done_callback");
-    FS_INTERN(str_call_soon, "call_soon");
-    FS_INTERN(str_cancel, "cancel");
-    FS_INTERN(str_context, "context");
-    FS_INTERN(str_future, "future");
-    FS_INTERN(str_get_debug, "get_debug");
-    FS_INTERN(str_get_loop, "get_loop");
-    FS_INTERN(str_is_running, "is_running");
-    FS_INTERN(str_loop, "_loop");
-    FS_INTERN(str_msg, "msg");
-    FS_INTERN(str_result, "result");
-    FS_INTERN(str_task, "task");
-    FS_INTERN(str_throw, "throw");
-    FS_INTERN(str_blocking, "_asyncio_future_blocking");
     Py_SETREF(
-        fl_fstate.base_create_task,
-        PyObject_GetAttrString(fl_fstate.base_create_task, "create_task"));
-    if (fl_fstate.base_create_task == NULL) {
+        fl_state->base_create_task,
+        PyObject_GetAttrString(fl_state->base_create_task, "create_task"));
+    if (fl_state->base_create_task == NULL) {
         return -1;
     }
-    if ((fl_fstate.kw_context = PyTuple_Pack(1, fl_fstate.str_context)) ==
+    if ((fl_state->kw_context = PyTuple_Pack(1, fl_state->str_context)) ==
             NULL ||
-        (fl_fstate.kw_msg = PyTuple_Pack(1, fl_fstate.str_msg)) == NULL) {
+        (fl_state->kw_msg = PyTuple_Pack(1, fl_state->str_msg)) == NULL) {
         return -1;
     }
 
-    static const char *const fast_names[] = {"call_soon", "get_debug",
-                                             "is_running"};
-    for (size_t i = 0; i < Py_ARRAY_LENGTH(fast_methods); i++) {
-        fast_method_names[i] = PyUnicode_InternFromString(fast_names[i]);
-        if (fast_method_names[i] == NULL) {
-            return -1;
-        }
-        fast_methods[i] =
-            PyObject_GetAttr((PyObject *)&FLLoop_Type, fast_method_names[i]);
-        if (fast_methods[i] == NULL) {
+    PyObject *const fast_names[] = {fl_state->str_call_soon,
+                                    fl_state->str_get_debug,
+                                    fl_state->str_is_running};
+    for (size_t i = 0; i < Py_ARRAY_LENGTH(fast_names); i++) {
+        fl_state->fast_methods[i] =
+            PyObject_GetAttr((PyObject *)fl_state->loop_type, fast_names[i]);
+        if (fl_state->fast_methods[i] == NULL) {
             return -1;
         }
     }
@@ -1763,31 +1672,23 @@ fl_future_init(PyObject *module)
     if (import_asyncio_types() < 0) {
         return -1;
     }
-    fl_future_iter_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+    fl_state->future_iter_type = (PyTypeObject *)PyType_FromModuleAndSpec(
         module, &FutureIter_spec, NULL);
-    if (fl_future_iter_type == NULL) {
+    if (fl_state->future_iter_type == NULL) {
         return -1;
     }
-    fl_future_type = (PyTypeObject *)PyType_FromModuleAndSpec(
-        module, &Future_spec, (PyObject *)fl_asyncio_future_type);
-    if (fl_future_type == NULL) {
+    fl_state->future_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &Future_spec, (PyObject *)fl_state->asyncio_future_type);
+    if (fl_state->future_type == NULL) {
         return -1;
     }
     /* Future(loop=...) without an args tuple or a kwargs dict. */
-    fl_future_type->tp_vectorcall = Future_vectorcall;
+    fl_state->future_type->tp_vectorcall = Future_vectorcall;
     if (init_unbound_setters() < 0) {
         return -1;
     }
-    if (PyModule_AddObjectRef(module, "Future", (PyObject *)fl_future_type) <
-        0) {
-        return -1;
-    }
-    PyObject *descr = PyDescr_NewMethod(&FLLoop_Type, &loop_create_future_def);
-    if (descr == NULL) {
-        return -1;
-    }
-    if (PyModule_AddObject(module, "_loop_create_future", descr) < 0) {
-        Py_DECREF(descr);
+    if (PyModule_AddObjectRef(module, "Future",
+                              (PyObject *)fl_state->future_type) < 0) {
         return -1;
     }
     return 0;

@@ -47,7 +47,7 @@ enum { FL_PENDING = 0, FL_CANCELLED = 1, FL_FINISHED = 2 };
 
 /* One done-callback.  `ctx` is the contextvars.Context to run it in; when
  * it is NULL, `fn` is an FLTask waiting on this future and the entry means
- * "wake that task up" (scheduled in C, see fl_task_schedule_wakeup). */
+ * "wake that task up" (scheduled in C, see fl_future_waiter). */
 typedef struct {
     PyObject *fn;
     PyObject *ctx;
@@ -89,79 +89,25 @@ typedef struct {
 } FLFuture;
 
 /* The types: heap types made at module init. */
-extern PyTypeObject *fl_future_type;
-extern PyTypeObject *fl_task_type;
 /* asyncio's C Future and Task, their bases. */
-extern PyTypeObject *fl_asyncio_future_type;
-extern PyTypeObject *fl_asyncio_task_type;
 
-#define FLFuture_CheckExact(op) Py_IS_TYPE((op), fl_future_type)
-#define FLTask_CheckExact(op) Py_IS_TYPE((op), fl_task_type)
-#define FLTask_Check(op) PyObject_TypeCheck((op), fl_task_type)
+#define FLFuture_CheckExact(op) Py_IS_TYPE((op), fl_state->future_type)
+#define FLTask_CheckExact(op) Py_IS_TYPE((op), fl_state->task_type)
+#define FLTask_Check(op) PyObject_TypeCheck((op), fl_state->task_type)
 
 /* A fastloop Future or Task (or a subclass of either): an FLFuture. */
 static inline int
 FLFuture_Check(PyObject *op)
 {
     return FLFuture_CheckExact(op) || FLTask_CheckExact(op) ||
-           PyObject_TypeCheck(op, fl_future_type) ||
-           PyObject_TypeCheck(op, fl_task_type);
+           PyObject_TypeCheck(op, fl_state->future_type) ||
+           PyObject_TypeCheck(op, fl_state->task_type);
 }
-
-/* asyncio objects and interned names used by future.c and task.c. */
-typedef struct {
-    PyObject *CancelledError;
-    PyObject *InvalidStateError;
-    PyObject *get_event_loop;   /* events.get_event_loop (3.12+) or
-                                   events._get_event_loop (3.11) */
-    PyObject *get_running_loop; /* events._get_running_loop */
-    PyObject *future_repr;      /* base_futures._future_repr */
-    PyObject *task_repr;        /* base_tasks._task_repr */
-    PyObject *task_get_stack;   /* base_tasks._task_get_stack */
-    PyObject *task_print_stack; /* base_tasks._task_print_stack */
-    PyObject *current_tasks;    /* tasks._current_tasks (dict) */
-    PyObject *register_task;    /* tasks._register_task */
-    PyObject *eager_tasks;      /* tasks._eager_tasks (set), 3.12-3.13 */
-    /* 3.14+: the current task lives on the thread state; third-party tasks
-     * set it through these (asyncio.tasks' C functions). */
-    PyObject *enter_task;            /* tasks._enter_task */
-    PyObject *leave_task;            /* tasks._leave_task */
-    PyObject *swap_current_task;     /* tasks._swap_current_task */
-    PyObject *register_eager_task;   /* tasks._register_eager_task */
-    PyObject *unregister_eager_task; /* tasks._unregister_eager_task */
-    PyObject *unregister_task;       /* tasks._unregister_task */
-    /* 3.14+: who awaits a future, for asyncio's call-graph introspection
-     * (futures.future_add_to_awaited_by and its inverse). */
-    PyObject *add_to_awaited_by;
-    PyObject *discard_from_awaited_by;
-    PyObject *base_create_task; /* base_events.BaseEventLoop.create_task */
-    PyObject *str_add_done_callback;
-    PyObject *str_call_soon;
-    PyObject *str_cancel;
-    PyObject *str_context;
-    PyObject *str_future;
-    PyObject *str_get_debug;
-    PyObject *str_get_loop;
-    PyObject *str_is_running;
-    PyObject *str_loop;
-    PyObject *str_msg;
-    PyObject *str_result;
-    PyObject *str_task;
-    PyObject *str_throw;
-    PyObject *str_blocking; /* "_asyncio_future_blocking" */
-    PyObject *kw_context;   /* ("context",) */
-    PyObject *kw_msg;       /* ("msg",) */
-} fl_future_state;
-
-extern fl_future_state fl_fstate;
 
 /* True when `loop` is a fastloop Loop whose call_soon, get_debug and
  * is_running are the C Loop's own: then futures and tasks schedule straight
  * into its ready queue. */
 int fl_loop_is_fast_slow(PyObject *loop);
-extern PyTypeObject *fl_fast_cache_type;
-extern unsigned int fl_fast_cache_tag;
-extern int fl_fast_cache_answer;
 
 /* The type's version tag is valid: it changes (or goes) when the type or
  * a base is modified.  3.13 stopped setting Py_TPFLAGS_VALID_VERSION_TAG
@@ -181,11 +127,11 @@ static inline int
 fl_loop_is_fast(PyObject *loop)
 {
     PyTypeObject *type = Py_TYPE(loop);
-    if (type == fl_fast_cache_type && fl_type_version_valid(type) &&
-        type->tp_version_tag == fl_fast_cache_tag) {
-        return fl_fast_cache_answer;
+    if (type == fl_state->fast_cache_type && fl_type_version_valid(type) &&
+        type->tp_version_tag == fl_state->fast_cache_tag) {
+        return fl_state->fast_cache_answer;
     }
-    return type == &FLLoop_Type || fl_loop_is_fast_slow(loop);
+    return type == fl_state->loop_type || fl_loop_is_fast_slow(loop);
 }
 
 /* Future.__init__ body: bind to `loop` (None: the current event loop). */
@@ -209,20 +155,6 @@ int fl_future_add_task_waiter(FLFuture *fut, PyObject *task);
 int fl_call_soon_generic(PyObject *loop, PyObject *fn, PyObject *arg,
                          PyObject *ctx);
 
-/* Report the current exception as asyncio's Handle._run does ("Exception
- * in callback <source>"); `source` NULL formats fn(arg) and names, as the
- * context's "handle", a Handle for fn(arg) in context `ctx`.  SystemExit and
- * KeyboardInterrupt are left set (returns -1); otherwise 0, error cleared. */
-int fl_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
-                             PyObject *ctx, const char *source);
-
-/* Report `context` (a dict) through loop.call_exception_handler; never
- * fails (errors are written as unraisable). */
-/* loop.call_exception_handler(context).  Returns -1 with SystemExit or
- * KeyboardInterrupt set when the handler raised one (they leave the loop,
- * as in asyncio); other errors are written as unraisable and 0 returned. */
-int fl_call_exception_handler(PyObject *loop, PyObject *context);
-
 /* Shared with task.c: the type slots' Future part.  `base` is the asyncio
  * type below the object's fastloop type, whose own slots handle whatever
  * CPython stored in the base's storage. */
@@ -236,12 +168,23 @@ int fl_parse_msg(const char *fname, PyObject *const *args, Py_ssize_t nargs,
                  PyObject *kwnames, PyObject **msg);
 PyObject *fl_future_get_result(FLFuture *fut);
 
-/* Defined in task.c: schedule task's wakeup for the done future `fut`. */
-int fl_task_schedule_wakeup(PyObject *task, FLFuture *fut);
+/* How a future wakes a fastloop Task waiting on it (a callback entry
+ * whose ctx is NULL, see fl_callback).  The task layer (task.c, above this
+ * file: future.c never names it) fills this in when the module is made,
+ * once per process (the module refuses a second exec). */
+typedef struct {
+    /* Schedule the task's wakeup for the done future `fut`.  0 or -1. */
+    int (*schedule_wakeup)(PyObject *task, FLFuture *fut);
+    /* (wakeup callable, context) for the entry, as Future._callbacks shows
+     * it.  New reference. */
+    PyObject *(*waiter_entry)(PyObject *task);
+} fl_future_waiter_ops;
 
-/* Defined in task.c: (wakeup callable, context) for a task waiter entry,
- * as Future._callbacks shows it. */
-PyObject *fl_task_waiter_entry(PyObject *task);
+extern fl_future_waiter_ops fl_future_waiter;
+
+/* The Loop's methods this file implements: create_future (module.c lists
+ * them with the Loop's others). */
+extern PyMethodDef fl_future_loop_methods[];
 
 /* New fastloop Future bound to `loop` (for Loop.create_future in C). */
 PyObject *fl_future_new(PyObject *loop);

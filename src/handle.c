@@ -7,7 +7,6 @@
  * cancelling a TimerHandle removes it from the heap at once.
  */
 #include "handle.h"
-#include "loop.h"
 
 #include <string.h>
 #include <structmember.h>
@@ -18,10 +17,13 @@
 static FLHandle *handle_freelist[FL_HANDLE_FREELIST_MAX];
 static int handle_freelist_len;
 
+fl_handle_loop_ops fl_handle_loop;
+
 static FLHandle *
 handle_alloc(PyTypeObject *type)
 {
-    if ((type == &FLHandle_Type || type == &FLTimerHandle_Type) &&
+    if ((type == fl_state->handle_type ||
+         type == fl_state->timer_handle_type) &&
         handle_freelist_len > 0) {
         FLHandle *self = handle_freelist[--handle_freelist_len];
         return (FLHandle *)PyObject_Init((PyObject *)self, type);
@@ -177,14 +179,15 @@ handle_run_callback(FLHandle *handle)
 static int
 handle_loop_debug(PyObject *loop)
 {
-    if (FLLoop_Check(loop)) {
-        return ((FLLoop *)loop)->debug;
+    int debug = fl_handle_loop.loop_debug(loop);
+    if (debug != -2) {
+        return debug;
     }
     PyObject *res = PyObject_CallMethod(loop, "get_debug", NULL);
     if (res == NULL) {
         return -1;
     }
-    int debug = PyObject_IsTrue(res);
+    debug = PyObject_IsTrue(res);
     Py_DECREF(res);
     return debug;
 }
@@ -200,8 +203,8 @@ fl_handle_cancel(FLHandle *handle)
      * fastloop loop -- unless the garbage collector cleared the handle's
      * reference (then the heap drops it when it clears itself). */
     if (handle->scheduled && handle->loop != NULL) {
-        assert(FLLoop_Check(handle->loop));
-        fl_loop_remove_timer((FLLoop *)handle->loop, handle);
+        assert(PyObject_TypeCheck(handle->loop, fl_state->loop_type));
+        fl_handle_loop.remove_timer(handle->loop, handle);
     }
     if (handle->loop != NULL && handle->repr == NULL) {
         /* In debug mode, keep what the repr said while the callback was
@@ -253,7 +256,7 @@ handle_get_context(FLHandle *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 handle_run_method(FLHandle *self, PyObject *Py_UNUSED(ignored))
 {
-    if (fl_handle_run(self) < 0 && fl_handle_report_error(self) < 0) {
+    if (fl_handle_run(self) < 0 && fl_handle_loop.report_error(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -270,8 +273,8 @@ fl_format_callback(FLHandle *self)
 {
 #if PY_VERSION_HEX >= 0x030D0000
     /* 3.13 shortens reprs of arguments unless the loop is in debug mode. */
-    int debug = self->loop != NULL && FLLoop_Check(self->loop) &&
-                ((FLLoop *)self->loop)->debug;
+    int debug =
+        self->loop != NULL && fl_handle_loop.loop_debug(self->loop) == 1;
     PyObject *kwnames = Py_BuildValue("(s)", "debug");
     if (kwnames == NULL) {
         return NULL;
@@ -279,14 +282,14 @@ fl_format_callback(FLHandle *self)
     /* Held: the reprs of the arguments may cancel the handle. */
     PyObject *call_args[3] = {Py_NewRef(self->callback), Py_NewRef(self->args),
                               debug ? Py_True : Py_False};
-    PyObject *res = PyObject_Vectorcall(fl_state.format_callback_source,
+    PyObject *res = PyObject_Vectorcall(fl_state->format_callback_source,
                                         call_args, 2, kwnames);
     Py_DECREF(call_args[0]);
     Py_DECREF(call_args[1]);
     Py_DECREF(kwnames);
     return res;
 #else
-    return PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
+    return PyObject_CallFunctionObjArgs(fl_state->format_callback_source,
                                         self->callback, self->args, NULL);
 #endif
 }
@@ -317,7 +320,7 @@ handle_repr(FLHandle *self)
         }
         Py_CLEAR(item);
     }
-    if (PyObject_TypeCheck(self, &FLTimerHandle_Type)) {
+    if (PyObject_TypeCheck(self, fl_state->timer_handle_type)) {
         PyObject *when = PyFloat_FromDouble(fl_timer_when(self));
         if (when == NULL) {
             goto error;
@@ -379,6 +382,7 @@ error:
 static int
 handle_traverse(FLHandle *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self)); /* a heap type's instances hold their type */
     Py_VISIT(self->callback);
     Py_VISIT(self->args);
     Py_VISIT(self->context);
@@ -414,13 +418,19 @@ handle_dealloc(FLHandle *self)
         PyThread_free_lock(self->lock);
         self->lock = NULL;
     }
+    /* Instances of a heap type (and of Python subclasses, whose
+     * subtype_dealloc leaves it to a heap base's dealloc) hold a reference
+     * to their type, dropped last.  handle_alloc takes it back for a
+     * handle reused from the freelist. */
     PyTypeObject *type = Py_TYPE(self);
-    if ((type == &FLHandle_Type || type == &FLTimerHandle_Type) &&
+    if ((type == fl_state->handle_type ||
+         type == fl_state->timer_handle_type) &&
         handle_freelist_len < FL_HANDLE_FREELIST_MAX) {
         handle_freelist[handle_freelist_len++] = self;
-        return;
+    } else {
+        type->tp_free((PyObject *)self);
     }
-    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
 }
 
 static PyObject *
@@ -453,7 +463,7 @@ handle_init_debug(FLHandle *self)
     }
     PyObject *frame = (PyObject *)PyEval_GetFrame();
     self->source_traceback =
-        PyObject_CallOneArg(fl_state.extract_stack, frame ? frame : Py_None);
+        PyObject_CallOneArg(fl_state->extract_stack, frame ? frame : Py_None);
     return self->source_traceback == NULL ? -1 : 0;
 }
 
@@ -549,7 +559,7 @@ timer_equal(FLHandle *x, FLHandle *y)
 static PyObject *
 timer_richcompare(PyObject *a, PyObject *b, int op)
 {
-    if (!PyObject_TypeCheck(b, &FLTimerHandle_Type)) {
+    if (!PyObject_TypeCheck(b, fl_state->timer_handle_type)) {
         Py_RETURN_NOTIMPLEMENTED;
     }
     FLHandle *x = (FLHandle *)a, *y = (FLHandle *)b;
@@ -621,6 +631,14 @@ static PyMemberDef handle_members[] = {
     {"_loop", T_OBJECT, offsetof(FLHandle, loop), READONLY, NULL},
     {"_source_traceback", T_OBJECT, offsetof(FLHandle, source_traceback),
      READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(FLHandle, weakreflist),
+     READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyMemberDef timer_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(FLHandle, weakreflist),
+     READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -630,51 +648,69 @@ static PyGetSetDef timer_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-PyTypeObject FLHandle_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.Handle",
-    .tp_doc = "Object returned by callback registration methods.",
-    .tp_basicsize = sizeof(FLHandle),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .tp_new = handle_new_py,
-    .tp_dealloc = (destructor)handle_dealloc,
-    .tp_traverse = (traverseproc)handle_traverse,
-    .tp_clear = (inquiry)handle_clear,
-    .tp_repr = (reprfunc)handle_repr,
-    .tp_weaklistoffset = offsetof(FLHandle, weakreflist),
-    .tp_methods = handle_methods,
-    .tp_getset = handle_getset,
-    .tp_members = handle_members,
+static PyType_Slot handle_slots[] = {
+    {Py_tp_doc, "Object returned by callback registration methods."},
+    {Py_tp_new, handle_new_py},
+    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_traverse, handle_traverse},
+    {Py_tp_clear, handle_clear},
+    {Py_tp_repr, handle_repr},
+    {Py_tp_methods, handle_methods},
+    {Py_tp_getset, handle_getset},
+    {Py_tp_members, handle_members},
+    {0, NULL},
 };
 
-PyTypeObject FLTimerHandle_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop.TimerHandle",
-    .tp_doc = "Object returned by timed callback registration methods.",
-    .tp_basicsize = sizeof(FLHandle),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .tp_new = timer_new_py,
-    .tp_dealloc = (destructor)handle_dealloc,
-    .tp_traverse = (traverseproc)handle_traverse,
-    .tp_clear = (inquiry)handle_clear,
-    .tp_repr = (reprfunc)handle_repr,
-    .tp_richcompare = timer_richcompare,
-    .tp_hash = timer_hash,
-    .tp_weaklistoffset = offsetof(FLHandle, weakreflist),
-    .tp_methods = timer_methods,
-    .tp_getset = timer_getset,
+/* Immutable, as the static types they were: no attribute of the class can
+ * be set or deleted. */
+static PyType_Spec handle_spec = {
+    .name = "fastloop.Handle",
+    .basicsize = sizeof(FLHandle),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = handle_slots,
+};
+
+static PyType_Slot timer_slots[] = {
+    {Py_tp_doc, "Object returned by timed callback registration methods."},
+    {Py_tp_new, timer_new_py},
+    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_traverse, handle_traverse},
+    {Py_tp_clear, handle_clear},
+    {Py_tp_repr, handle_repr},
+    {Py_tp_richcompare, timer_richcompare},
+    {Py_tp_hash, timer_hash},
+    {Py_tp_methods, timer_methods},
+    {Py_tp_getset, timer_getset},
+    {Py_tp_members, timer_members},
+    {0, NULL},
+};
+
+static PyType_Spec timer_spec = {
+    .name = "fastloop.TimerHandle",
+    .basicsize = sizeof(FLHandle),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = timer_slots,
 };
 
 int
 fl_handle_init(PyObject *module)
 {
-    FLTimerHandle_Type.tp_base = &FLHandle_Type;
-    if (PyType_Ready(&FLHandle_Type) < 0 ||
-        PyType_Ready(&FLTimerHandle_Type) < 0) {
+    fl_state->handle_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &handle_spec, NULL);
+    if (fl_state->handle_type == NULL) {
         return -1;
     }
-    if (PyModule_AddObjectRef(module, "Handle", (PyObject *)&FLHandle_Type) <
-            0 ||
+    fl_state->timer_handle_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &timer_spec, (PyObject *)fl_state->handle_type);
+    if (fl_state->timer_handle_type == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "Handle",
+                              (PyObject *)fl_state->handle_type) < 0 ||
         PyModule_AddObjectRef(module, "TimerHandle",
-                              (PyObject *)&FLTimerHandle_Type) < 0) {
+                              (PyObject *)fl_state->timer_handle_type) < 0) {
         return -1;
     }
     return 0;

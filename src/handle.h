@@ -30,9 +30,6 @@ typedef struct fl_handle {
     int lock_depth;
 } FLHandle;
 
-extern PyTypeObject FLHandle_Type;
-extern PyTypeObject FLTimerHandle_Type;
-
 /* The deadline a TimerHandle reports (when(), repr, comparisons).  A
  * timer scheduled for NaN (call_later(nan)) reports NaN, as asyncio's
  * does, but a NaN must reach neither the heap's ordering nor the poll
@@ -57,12 +54,6 @@ FLHandle *fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
  * cancelled; -1 with the callback's exception set. */
 int fl_handle_run(FLHandle *handle);
 
-/* Report the current exception the way asyncio's Handle._run does
- * ('Exception in callback ...' through the loop's exception handler).
- * SystemExit and KeyboardInterrupt are left set and -1 returned; otherwise
- * the exception is consumed and 0 returned. */
-int fl_handle_report_error(FLHandle *handle);
-
 /* asyncio's text for the callback and its arguments, e.g. "f(1, 2) at
  * file.py:10".  The handle must not be cancelled.  New reference. */
 PyObject *fl_format_callback(FLHandle *handle);
@@ -72,6 +63,22 @@ PyObject *fl_format_callback(FLHandle *handle);
  * callback runs wait for the callback to return, and a handle cancelled just
  * before the loop runs it does not run.  0, or -1 with MemoryError set. */
 int fl_handle_make_threadsafe(FLHandle *handle);
+
+/* What a handle needs from its loop.  loop.c, the layer above (handle.c
+ * never names it), fills this in when the module is made: once per
+ * process, as the module refuses a second exec. */
+typedef struct {
+    /* The debug flag (0 or 1) of a fastloop Loop; -2 for any other loop. */
+    int (*loop_debug)(PyObject *loop);
+    /* Takes a cancelled TimerHandle out of its loop's timer heap; the loop
+     * is a fastloop Loop (only its heap schedules a timer). */
+    void (*remove_timer)(PyObject *loop, FLHandle *timer);
+    /* Reports the current exception of the handle's callback
+     * (fl_loop_report_handle_error, see loop.h). */
+    int (*report_error)(FLHandle *handle);
+} fl_handle_loop_ops;
+
+extern fl_handle_loop_ops fl_handle_loop;
 
 /* Mark cancelled and drop the callback and arguments. */
 void fl_handle_cancel(FLHandle *handle);

@@ -24,8 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static PyObject *str_ensure_fd_no_transport; /* "_ensure_fd_no_transport" */
-
 /* What fileobj_to_fd returns for a valid fd number that no C int holds
  * (no exception set): add_reader raises OverflowError for it, as the
  * selector's register() does; remove_reader finds nothing to remove. */
@@ -183,7 +181,7 @@ queue_or_drop(FLLoop *loop, fl_io_watch *watch, int is_read)
     if (fn != NULL) {
         return fl_loop_enqueue(loop, fn, *slot, NULL);
     }
-    assert(PyObject_TypeCheck(*slot, &FLHandle_Type));
+    assert(PyObject_TypeCheck(*slot, fl_state->handle_type));
     if (((FLHandle *)*slot)->cancelled) {
         if (loop->io_ndropped == loop->io_dropped_cap &&
             dropped_grow(loop) < 0) {
@@ -471,8 +469,8 @@ add_watch(FLLoop *loop, PyObject *const *args, Py_ssize_t nargs,
     for (Py_ssize_t i = 2; i < nargs; i++) {
         PyTuple_SET_ITEM(cargs, i - 2, Py_NewRef(args[i]));
     }
-    FLHandle *handle = fl_handle_new(&FLHandle_Type, (PyObject *)loop, args[1],
-                                     cargs, context);
+    FLHandle *handle = fl_handle_new(fl_state->handle_type, (PyObject *)loop,
+                                     args[1], cargs, context);
     Py_DECREF(cargs);
     if (handle == NULL) {
         return NULL;
@@ -546,7 +544,7 @@ static int
 ensure_no_transport(FLLoop *loop, PyObject *fileobj)
 {
     PyObject *res = PyObject_CallMethodOneArg(
-        (PyObject *)loop, str_ensure_fd_no_transport, fileobj);
+        (PyObject *)loop, fl_state->str_ensure_fd_no_transport, fileobj);
     if (res == NULL) {
         return -1;
     }
@@ -716,10 +714,25 @@ fl_io_traverse(FLLoop *loop, visitproc visit, void *arg)
     return 0;
 }
 
-int
-fl_io_init(PyObject *module)
-{
-    str_ensure_fd_no_transport =
-        PyUnicode_InternFromString("_ensure_fd_no_transport");
-    return str_ensure_fd_no_transport == NULL ? -1 : 0;
-}
+#define FL_IO_FASTCALL(fn) (PyCFunction)(void (*)(void))(fn)
+
+PyMethodDef fl_io_loop_methods[] = {
+    {"add_reader", FL_IO_FASTCALL(fl_io_add_reader), METH_FASTCALL,
+     "add_reader(fd, callback, *args): call callback when fd is readable."},
+    {"_add_reader", FL_IO_FASTCALL(fl_io_add_reader_private),
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"remove_reader", (PyCFunction)fl_io_remove_reader, METH_O,
+     "Stop watching fd for reading; True if it was watched."},
+    {"_remove_reader", (PyCFunction)fl_io_remove_reader_private, METH_O, NULL},
+    {"add_writer", FL_IO_FASTCALL(fl_io_add_writer), METH_FASTCALL,
+     "add_writer(fd, callback, *args): call callback when fd is "
+     "writable."},
+    {"_add_writer", FL_IO_FASTCALL(fl_io_add_writer_private),
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"remove_writer", (PyCFunction)fl_io_remove_writer, METH_O,
+     "Stop watching fd for writing; True if it was watched."},
+    {"_remove_writer", (PyCFunction)fl_io_remove_writer_private, METH_O, NULL},
+    {"_io_events", (PyCFunction)fl_io_events, METH_O,
+     "Selector-style event mask (1 read, 2 write) watched on fd."},
+    {NULL, NULL, 0, NULL},
+};

@@ -109,28 +109,8 @@ PyObject *fl_io_remove_writer(FLLoop *, PyObject *);
 PyObject *fl_io_remove_writer_private(FLLoop *, PyObject *);
 PyObject *fl_io_events(FLLoop *, PyObject *);
 
-#define FL_IO_FASTCALL(fn) (PyCFunction)(void (*)(void))(fn)
-#define FL_IO_METHODS                                                         \
-    {"add_reader", FL_IO_FASTCALL(fl_io_add_reader), METH_FASTCALL,           \
-     "add_reader(fd, callback, *args): call callback when fd is readable."},  \
-        {"_add_reader", FL_IO_FASTCALL(fl_io_add_reader_private),             \
-         METH_FASTCALL | METH_KEYWORDS, NULL},                                \
-        {"remove_reader", (PyCFunction)fl_io_remove_reader, METH_O,           \
-         "Stop watching fd for reading; True if it was watched."},            \
-        {"_remove_reader", (PyCFunction)fl_io_remove_reader_private, METH_O,  \
-         NULL},                                                               \
-        {"add_writer", FL_IO_FASTCALL(fl_io_add_writer), METH_FASTCALL,       \
-         "add_writer(fd, callback, *args): call callback when fd is "         \
-         "writable."},                                                        \
-        {"_add_writer", FL_IO_FASTCALL(fl_io_add_writer_private),             \
-         METH_FASTCALL | METH_KEYWORDS, NULL},                                \
-        {"remove_writer", (PyCFunction)fl_io_remove_writer, METH_O,           \
-         "Stop watching fd for writing; True if it was watched."},            \
-        {"_remove_writer", (PyCFunction)fl_io_remove_writer_private, METH_O,  \
-         NULL},                                                               \
-    {                                                                         \
-        "_io_events", (PyCFunction)fl_io_events, METH_O,                      \
-            "Selector-style event mask (1 read, 2 write) watched on fd."      \
-    }
+/* The Loop's methods this file implements (module.c lists them with the
+ * others). */
+extern PyMethodDef fl_io_loop_methods[];
 
 #endif /* FL_IO_H */

@@ -15,7 +15,7 @@
 #include "loop.h"
 #include "handle.h"
 #include "io.h"
-#include "future.h"
+#include <stdarg.h>
 
 #include <errno.h>
 #include <math.h>
@@ -38,18 +38,18 @@ fl_monotonic(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* ---- type check ------------------------------------------------------- */
+fl_loop_task_ops fl_loop_task;
 
-PyTypeObject *fl_loop_last_subtype;
+/* ---- type check ------------------------------------------------------- */
 
 int
 fl_loop_check_subtype(PyObject *op)
 {
     PyTypeObject *type = Py_TYPE(op);
-    if (!PyType_IsSubtype(type, &FLLoop_Type)) {
+    if (!PyType_IsSubtype(type, fl_state->loop_type)) {
         return 0;
     }
-    Py_XSETREF(fl_loop_last_subtype, (PyTypeObject *)Py_NewRef(type));
+    Py_XSETREF(fl_state->loop_last_subtype, (PyTypeObject *)Py_NewRef(type));
     return 1;
 }
 
@@ -234,7 +234,7 @@ fl_loop_flush_current_task(FLLoop *self)
         return 0;
     }
     self->task_left_in_dict = FL_LEFT_NOTHING;
-    if (PyDict_DelItem(fl_fstate.current_tasks, (PyObject *)self) < 0) {
+    if (PyDict_DelItem(fl_state->current_tasks, (PyObject *)self) < 0) {
         if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
             return -1;
         }
@@ -301,14 +301,14 @@ fl_loop_check_thread(FLLoop *self)
 static int
 check_callback(PyObject *callback, const char *method)
 {
-    PyObject *res = PyObject_CallOneArg(fl_state.iscoroutine, callback);
+    PyObject *res = PyObject_CallOneArg(fl_state->iscoroutine, callback);
     if (res == NULL) {
         return -1;
     }
     int is_coro = PyObject_IsTrue(res);
     Py_DECREF(res);
     if (is_coro == 0) {
-        res = PyObject_CallOneArg(fl_state.iscoroutinefunction, callback);
+        res = PyObject_CallOneArg(fl_state->iscoroutinefunction, callback);
         if (res == NULL) {
             return -1;
         }
@@ -342,8 +342,8 @@ capture_source_traceback(FLHandle *handle, int loop_frames)
      * among them: keep the same number of the caller's frames. */
     PyObject *frame = (PyObject *)PyEval_GetFrame();
     PyObject *tb = PyObject_CallFunction(
-        fl_state.extract_stack, "On", frame ? frame : Py_None,
-        fl_state.debug_stack_depth - loop_frames);
+        fl_state->extract_stack, "On", frame ? frame : Py_None,
+        fl_state->debug_stack_depth - loop_frames);
     if (tb == NULL) {
         return -1;
     }
@@ -353,60 +353,157 @@ capture_source_traceback(FLHandle *handle, int loop_frames)
 
 /* ---- exception reporting --------------------------------------------- */
 
-void
-fl_loop_report_exception(PyObject *loop, const char *message, PyObject *exc,
-                         PyObject *extra_key, PyObject *extra)
-{
-    PyObject *owned_exc = NULL;
-    if (exc == NULL) {
-        owned_exc = fl_err_fetch();
-        exc = owned_exc;
-    }
-    PyObject *context = PyDict_New();
-    PyObject *msg = PyUnicode_FromString(message);
-    if (context == NULL || msg == NULL ||
-        PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
-        (exc != NULL &&
-         PyDict_SetItem(context, fl_state.str_exception, exc) < 0) ||
-        (extra_key != NULL && extra != NULL &&
-         PyDict_SetItem(context, extra_key, extra) < 0)) {
-        goto unraisable;
-    }
-    PyObject *res = PyObject_CallMethodOneArg(
-        loop, fl_state.str_call_exception_handler, context);
-    if (res == NULL) {
-        goto unraisable;
-    }
-    Py_DECREF(res);
-    goto done;
-unraisable:
-    PyErr_WriteUnraisable(loop);
-done:
-    Py_XDECREF(msg);
-    Py_XDECREF(context);
-    Py_XDECREF(owned_exc);
-}
+/* Everything fastloop's C code reports to a loop's exception handler --
+ * handles, callbacks without a Handle, futures, tasks, transports --
+ * goes through fl_loop_call_exception_handler, mostly by way of the
+ * functions below that build asyncio's context dict. */
 
-static int
-is_fatal_exception(void)
+int
+fl_is_fatal_error(void)
 {
     return PyErr_ExceptionMatches(PyExc_SystemExit) ||
            PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
 }
 
-/* asyncio's Handle._run error path: 'Exception in callback ...' with the
- * handle (and its source traceback in debug mode) in the context. */
 int
-fl_handle_report_error(FLHandle *handle)
+fl_loop_call_exception_handler(PyObject *loop, PyObject *context)
 {
-    if (is_fatal_exception()) {
+    PyObject *res = PyObject_CallMethodOneArg(
+        loop, fl_state->str_call_exception_handler, context);
+    if (res != NULL) {
+        Py_DECREF(res);
+        return 0;
+    }
+    /* As in asyncio, these leave the loop; anything else is unraisable. */
+    if (fl_is_fatal_error()) {
         return -1;
     }
-    PyObject *exc = fl_err_fetch();
-    PyObject *cb = NULL;
+    PyErr_WriteUnraisable(loop);
+    return 0;
+}
+
+/* {'message': message, 'exception': exc (left out when NULL), key:
+ * value...} with the pairs of `ap` (up to a NULL key; a NULL value leaves
+ * its key out).  New reference, or NULL with an exception set. */
+static PyObject *
+make_context(PyObject *message, PyObject *exc, va_list ap)
+{
+    PyObject *context = PyDict_New();
+    if (context == NULL ||
+        PyDict_SetItem(context, fl_state->str_message, message) < 0 ||
+        (exc != NULL &&
+         PyDict_SetItem(context, fl_state->str_exception, exc) < 0)) {
+        Py_XDECREF(context);
+        return NULL;
+    }
+    for (;;) {
+        PyObject *key = va_arg(ap, PyObject *);
+        if (key == NULL) {
+            return context;
+        }
+        PyObject *value = va_arg(ap, PyObject *);
+        if (value != NULL && PyDict_SetItem(context, key, value) < 0) {
+            Py_DECREF(context);
+            return NULL;
+        }
+    }
+}
+
+/* fl_loop_report's body.  A context that cannot be made, or a loop the
+ * garbage collector cleared (NULL: `exc` itself is then written), goes to
+ * PyErr_WriteUnraisable(unraisable_obj, else the loop, else None). */
+static int
+report_va(PyObject *loop, PyObject *message, PyObject *exc,
+          PyObject *unraisable_obj, va_list ap)
+{
+    PyObject *context = message ? make_context(message, exc, ap) : NULL;
     int rc = 0;
+    if (context != NULL && loop != NULL) {
+        rc = fl_loop_call_exception_handler(loop, context);
+    } else {
+        if (context != NULL && exc != NULL) {
+            fl_err_restore(Py_NewRef(exc));
+        }
+        if (PyErr_Occurred()) {
+            PyErr_WriteUnraisable(unraisable_obj ? unraisable_obj
+                                  : loop         ? loop
+                                                 : Py_None);
+        }
+    }
+    Py_XDECREF(context);
+    return rc;
+}
+
+int
+fl_loop_report(PyObject *loop, PyObject *message, PyObject *exc, ...)
+{
+    va_list ap;
+    va_start(ap, exc);
+    int rc = report_va(loop, message, exc, NULL, ap);
+    va_end(ap);
+    return rc;
+}
+
+void
+fl_loop_report_quietly(PyObject *loop, const char *message, PyObject *exc, ...)
+{
+    PyObject *saved = fl_err_fetch(); /* nothing may be raised meanwhile */
+    PyObject *msg = PyUnicode_FromString(message);
+    va_list ap;
+    va_start(ap, exc);
+    if (report_va(loop, msg, exc, NULL, ap) < 0) {
+        PyErr_WriteUnraisable(loop ? loop : Py_None);
+    }
+    va_end(ap);
+    Py_XDECREF(msg);
+    fl_err_restore(saved);
+}
+
+static int
+report_with(PyObject *loop, PyObject *message, PyObject *exc,
+            PyObject *unraisable_obj, ...)
+{
+    va_list ap;
+    va_start(ap, unraisable_obj);
+    int rc = report_va(loop, message, exc, unraisable_obj, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* "Exception in callback <src>" for the current exception (consumed),
+ * naming `handle` (may be NULL) and its source traceback.  `src` NULL:
+ * making it failed, and that error is written instead.  `loop` NULL:
+ * cleared by the garbage collector, no handler to report to. */
+static int
+report_callback(PyObject *loop, FLHandle *handle, PyObject *src,
+                PyObject *unraisable_obj)
+{
+    if (src == NULL) {
+        PyErr_WriteUnraisable(unraisable_obj ? unraisable_obj
+                              : loop         ? loop
+                                             : Py_None);
+        return 0;
+    }
+    PyObject *exc = fl_err_fetch();
+    PyObject *msg = PyUnicode_FromFormat("Exception in callback %S", src);
+    int rc = report_with(loop, msg, exc, unraisable_obj, fl_state->str_handle,
+                         (PyObject *)handle, fl_state->str_source_traceback,
+                         handle ? handle->source_traceback : NULL, NULL);
+    Py_XDECREF(msg);
+    Py_XDECREF(exc);
+    return rc;
+}
+
+int
+fl_loop_report_handle_error(FLHandle *handle)
+{
+    if (fl_is_fatal_error()) {
+        return -1;
+    }
     /* Held: formatting the callback runs Python code. */
     PyObject *loop = Py_XNewRef(handle->loop);
+    PyObject *exc = fl_err_fetch();
+    PyObject *cb;
     if (handle->callback != NULL) {
         cb = fl_format_callback(handle);
     } else {
@@ -415,46 +512,60 @@ fl_handle_report_error(FLHandle *handle)
          * them as _format_callback_source(None, None) does. */
         cb = PyUnicode_FromString("None()");
     }
-    PyObject *context = PyDict_New();
-    PyObject *msg =
-        cb ? PyUnicode_FromFormat("Exception in callback %U", cb) : NULL;
-    if (context == NULL || msg == NULL ||
-        PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
-        PyDict_SetItem(context, fl_state.str_exception, exc) < 0 ||
-        PyDict_SetItem(context, fl_state.str_handle, (PyObject *)handle) < 0 ||
-        (handle->source_traceback != NULL &&
-         PyDict_SetItem(context, fl_state.str_source_traceback,
-                        handle->source_traceback) < 0)) {
-        goto unraisable;
+    if (cb != NULL) {
+        fl_err_restore(exc);
+    } else {
+        Py_DECREF(exc);
     }
-    if (loop == NULL) {
-        /* Cleared by the garbage collector: no handler to report to. */
-        fl_err_restore(Py_NewRef(exc));
-        goto unraisable;
-    }
-    rc = fl_call_exception_handler(loop, context);
-    goto done;
-unraisable:
-    PyErr_WriteUnraisable((PyObject *)handle);
-done:
-    Py_XDECREF(loop);
+    int rc = report_callback(loop, handle, cb, (PyObject *)handle);
     Py_XDECREF(cb);
-    Py_XDECREF(msg);
-    Py_XDECREF(context);
-    Py_XDECREF(exc);
+    Py_XDECREF(loop);
+    return rc;
+}
+
+int
+fl_loop_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
+                              PyObject *ctx, const char *source)
+{
+    if (fl_is_fatal_error()) {
+        return -1;
+    }
+    PyObject *exc = fl_err_fetch();
+    PyObject *src = NULL;
+    FLHandle *handle = NULL;
+    if (source != NULL) {
+        src = PyUnicode_FromString(source);
+    } else {
+        /* asyncio runs a done callback through a Handle, which the context
+         * names: make the one it would have run (fn(arg) in ctx). */
+        PyObject *args = PyTuple_Pack(1, arg);
+        if (args != NULL) {
+            handle = fl_handle_new(fl_state->handle_type, loop, fn, args, ctx);
+            Py_DECREF(args);
+        }
+        if (handle != NULL) {
+            src = fl_format_callback(handle);
+        }
+    }
+    if (src != NULL) {
+        fl_err_restore(exc);
+    } else {
+        Py_DECREF(exc);
+    }
+    int rc = report_callback(loop, handle, src, NULL);
+    Py_XDECREF(src);
+    Py_XDECREF(handle);
     return rc;
 }
 
 /* ---- running entries -------------------------------------------------- */
 
-static PyObject *str_run;               /* "_run" */
-static PyObject *str_format_handle_msg; /* "Executing %s took %.3f seconds" */
-
 /* An asyncio.Handle (or any object with _run) given to _add_callback. */
 static int
 run_foreign_handle(PyObject *handle, PyObject *Py_UNUSED(unused))
 {
-    PyObject *res = PyObject_CallMethodNoArgs(handle, str_run);
+    PyObject *res =
+        PyObject_CallMethodNoArgs(handle, fl_state->str_handle_run);
     if (res == NULL) {
         return -1;
     }
@@ -470,17 +581,18 @@ run_entry(FLLoop *self, fl_ready_entry *e)
     if (e->fn == NULL) {
         FLHandle *handle = (FLHandle *)e->a;
         if (fl_handle_run(handle) < 0) {
-            return fl_handle_report_error(handle);
+            return fl_loop_report_handle_error(handle);
         }
         return 0;
     }
     if (e->fn(e->a, e->b) < 0) {
-        if (is_fatal_exception()) {
+        if (fl_is_fatal_error()) {
             return -1;
         }
-        fl_loop_report_exception((PyObject *)self,
-                                 "Exception in event loop callback", NULL,
-                                 NULL, NULL);
+        PyObject *exc = fl_err_fetch();
+        fl_loop_report_quietly((PyObject *)self,
+                               "Exception in event loop callback", exc, NULL);
+        Py_DECREF(exc);
     }
     return 0;
 }
@@ -513,8 +625,8 @@ run_entry_debug(FLLoop *self, fl_ready_entry *e)
     PyObject *what = describe_entry(e);
     PyObject *res = NULL;
     if (what != NULL) {
-        res = PyObject_CallMethod(fl_state.logger, "warning", "OOd",
-                                  str_format_handle_msg, what, dt);
+        res = PyObject_CallMethod(fl_state->logger, "warning", "OOd",
+                                  fl_state->str_format_handle_msg, what, dt);
         Py_DECREF(what);
     }
     if (res == NULL) {
@@ -651,9 +763,9 @@ release_entry_refs_left(FLLoop *self, fl_ready_entry *e, int more_in_batch,
                         int rc)
 {
     int step_next = more_in_batch && self->ready_len > 0 &&
-                    fl_task_is_step_fn(self->ready[self->ready_head].fn);
+                    fl_loop_is_task_step(self->ready[self->ready_head].fn);
     PyObject *exc = rc < 0 ? fl_err_fetch() : NULL;
-    int r = step_next ? fl_task_hide_left_task(self)
+    int r = step_next ? fl_loop_task.hide_left_task(self)
                       : fl_loop_flush_current_task(self);
     if (r < 0) {
         if (exc != NULL) {
@@ -711,7 +823,7 @@ run_once(FLLoop *self)
         fl_ready_entry e = ready_pop(self);
         /* A task step may have left its task in the current-tasks dict for
          * this entry to replace; anything else must not see it there. */
-        if (self->task_left_in_dict && !fl_task_is_step_fn(e.fn)) {
+        if (self->task_left_in_dict && !fl_loop_is_task_step(e.fn)) {
             rc = fl_loop_flush_current_task(self);
         }
         if (rc == 0) {
@@ -769,8 +881,6 @@ args_tuple(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t skip)
     return tuple;
 }
 
-static PyObject *str_context; /* "context" */
-
 /* Finds context= among vectorcall keywords; any other keyword is an
  * error, as for asyncio's signatures. */
 static int
@@ -783,7 +893,7 @@ parse_context_kw(const char *method, PyObject *const *args, Py_ssize_t nargs,
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_Compare(name, str_context) == 0) {
+        if (PyUnicode_Compare(name, fl_state->str_context) == 0) {
             *context = args[nargs + i];
         } else {
             if (!PyErr_Occurred()) {
@@ -801,7 +911,7 @@ static FLHandle *
 schedule_soon(FLLoop *self, PyObject *callback, PyObject *cargs,
               PyObject *context)
 {
-    FLHandle *handle = fl_handle_new(&FLHandle_Type, (PyObject *)self,
+    FLHandle *handle = fl_handle_new(fl_state->handle_type, (PyObject *)self,
                                      callback, cargs, context);
     if (handle == NULL) {
         return NULL;
@@ -915,8 +1025,8 @@ schedule_timer(FLLoop *self, const char *method, double when,
     if (cargs == NULL) {
         return NULL;
     }
-    FLHandle *timer = fl_handle_new(&FLTimerHandle_Type, (PyObject *)self,
-                                    args[1], cargs, context);
+    FLHandle *timer = fl_handle_new(fl_state->timer_handle_type,
+                                    (PyObject *)self, args[1], cargs, context);
     Py_DECREF(cargs);
     if (timer == NULL) {
         return NULL;
@@ -998,7 +1108,7 @@ loop_add_callback(FLLoop *self, PyObject *handle)
     if (fl_loop_check_init(self) < 0) {
         return NULL;
     }
-    if (PyObject_TypeCheck(handle, &FLHandle_Type)) {
+    if (PyObject_TypeCheck(handle, fl_state->handle_type)) {
         if (((FLHandle *)handle)->cancelled) {
             Py_RETURN_NONE;
         }
@@ -1242,6 +1352,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int
 loop_traverse(FLLoop *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self)); /* a heap type's instances hold their type */
     for (Py_ssize_t i = 0; i < self->ready_len; i++) {
         fl_ready_entry *e =
             &self->ready[(self->ready_head + i) & (self->ready_cap - 1)];
@@ -1283,7 +1394,11 @@ loop_dealloc(FLLoop *self)
     PyMem_Free(self->timers);
     PyMem_Free(self->io);
     PyMem_Free(self->io_dropped);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    /* Also for Python subclasses: subtype_dealloc leaves the type
+     * reference to a heap base's dealloc. */
+    PyTypeObject *type = Py_TYPE(self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
 }
 
 /* ---- attributes ------------------------------------------------------- */
@@ -1414,12 +1529,14 @@ static PyMemberDef loop_members[] = {
     {"_task_factory", T_OBJECT, offsetof(FLLoop, task_factory), 0, NULL},
     {"slow_callback_duration", T_DOUBLE,
      offsetof(FLLoop, slow_callback_duration), 0, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(FLLoop, weakreflist), READONLY,
+     NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
 #define FASTCALL_KW(fn) (PyCFunction)(void (*)(void))(fn)
 
-static PyMethodDef loop_methods[] = {
+PyMethodDef fl_loop_methods[] = {
     {"call_soon", FASTCALL_KW(loop_call_soon), METH_FASTCALL | METH_KEYWORDS,
      "call_soon(callback, *args, context=None): run callback soon."},
     {"call_soon_threadsafe", FASTCALL_KW(loop_call_soon_threadsafe),
@@ -1449,39 +1566,69 @@ static PyMethodDef loop_methods[] = {
     {"time", (PyCFunction)loop_time, METH_NOARGS,
      "The loop's clock: time.monotonic()."},
     {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS, NULL},
-    FL_IO_METHODS,
     {NULL, NULL, 0, NULL},
 };
 
-PyTypeObject FLLoop_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop._core.Loop",
-    .tp_doc = "The C core of fastloop's event loop (use fastloop.Loop).",
-    .tp_basicsize = sizeof(FLLoop),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .tp_new = loop_new,
-    .tp_init = (initproc)loop_init,
-    .tp_dealloc = (destructor)loop_dealloc,
-    .tp_traverse = (traverseproc)loop_traverse,
-    .tp_clear = (inquiry)loop_clear,
-    .tp_weaklistoffset = offsetof(FLLoop, weakreflist),
-    .tp_methods = loop_methods,
-    .tp_members = loop_members,
-    .tp_getset = loop_getset,
+static PyType_Slot loop_slots[] = {
+    {Py_tp_doc, "The C core of fastloop's event loop (use fastloop.Loop)."},
+    {Py_tp_new, loop_new},
+    {Py_tp_init, loop_init},
+    {Py_tp_dealloc, loop_dealloc},
+    {Py_tp_traverse, loop_traverse},
+    {Py_tp_clear, loop_clear},
+    {Py_tp_methods, NULL}, /* fl_loop_init's `methods` */
+    {Py_tp_members, loop_members},
+    {Py_tp_getset, loop_getset},
+    {0, NULL},
 };
 
-int
-fl_loop_init(PyObject *module)
+/* Immutable, as the static type it was. */
+static PyType_Spec loop_spec = {
+    .name = "fastloop._core.Loop",
+    .basicsize = sizeof(FLLoop),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = loop_slots,
+};
+
+/* fl_handle_loop's functions (see handle.h). */
+static int
+handle_loop_debug(PyObject *loop)
 {
-    str_run = PyUnicode_InternFromString("_run");
-    str_context = PyUnicode_InternFromString("context");
-    str_format_handle_msg =
-        PyUnicode_InternFromString("Executing %s took %.3f seconds");
-    if (str_run == NULL || str_context == NULL ||
-        str_format_handle_msg == NULL) {
+    return FLLoop_Check(loop) ? ((FLLoop *)loop)->debug : -2;
+}
+
+static void
+handle_remove_timer(PyObject *loop, FLHandle *timer)
+{
+    fl_loop_remove_timer((FLLoop *)loop, timer);
+}
+
+/* Fills the slot `id` of `slots` (one listed with a NULL value). */
+static void
+set_slot(PyType_Slot *slots, int id, void *value)
+{
+    for (; slots->slot != 0; slots++) {
+        if (slots->slot == id) {
+            slots->pfunc = value;
+            return;
+        }
+    }
+    Py_UNREACHABLE();
+}
+
+int
+fl_loop_init(PyObject *module, PyMethodDef *methods)
+{
+    set_slot(loop_slots, Py_tp_methods, methods);
+    fl_handle_loop.loop_debug = handle_loop_debug;
+    fl_handle_loop.remove_timer = handle_remove_timer;
+    fl_handle_loop.report_error = fl_loop_report_handle_error;
+    fl_state->loop_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &loop_spec, NULL);
+    if (fl_state->loop_type == NULL) {
         return -1;
     }
-    if (PyType_Ready(&FLLoop_Type) < 0) {
-        return -1;
-    }
-    return PyModule_AddObjectRef(module, "Loop", (PyObject *)&FLLoop_Type);
+    return PyModule_AddObjectRef(module, "Loop",
+                                 (PyObject *)fl_state->loop_type);
 }

@@ -98,20 +98,17 @@ typedef struct {
     PyObject *weakreflist;
 } FLLoop;
 
-extern PyTypeObject FLLoop_Type;
-
-/* The last subclass of FLLoop_Type that FLLoop_Check met (a strong
+/* The last subclass of the Loop type that FLLoop_Check met (a strong
  * reference): in practice fastloop.Loop, whose MRO is long enough that
  * walking it on every task step shows in the benchmarks. */
-extern PyTypeObject *fl_loop_last_subtype;
 int fl_loop_check_subtype(PyObject *op);
 
 static inline int
 FLLoop_Check(PyObject *op)
 {
     PyTypeObject *type = Py_TYPE(op);
-    return type == fl_loop_last_subtype || type == &FLLoop_Type ||
-           fl_loop_check_subtype(op);
+    return type == fl_state->loop_last_subtype ||
+           type == fl_state->loop_type || fl_loop_check_subtype(op);
 }
 
 /* Between two task steps that run back to back, a fastloop Task leaves
@@ -130,19 +127,34 @@ enum {
     FL_LEFT_NONE = 2, /* None: current_task() is None, the key stays */
 };
 
-/* Between two steps, before Python code may run (a __del__, a foreign
- * future's result()): store None over the left task, so that the code
- * sees no current task, as in asyncio, while the next step still only
- * replaces the value (no key deleted and added again).  A task step
- * running meanwhile replaces None like a task, and asyncio's own eager
- * tasks read None as no task.  0, or -1 with an exception set. */
-int fl_task_hide_left_task(FLLoop *loop);
+/* What the task layer (task.c, above this file: loop.c never names it)
+ * gives the loop.  fl_task_init fills it in when the module is made, once
+ * per process (the module refuses a second exec), so hot paths read plain
+ * process-wide pointers. */
+typedef struct {
+    /* The ready-queue functions that run a fastloop Task step. */
+    fl_ready_fn step;
+    fl_ready_fn wakeup;
+    /* Between two steps, before Python code may run (a __del__, a foreign
+     * future's result()): store None over the left task, so that the code
+     * sees no current task, as in asyncio, while the next step still only
+     * replaces the value (no key deleted and added again).  A task step
+     * running meanwhile replaces None like a task, and asyncio's own eager
+     * tasks read None as no task.  0, or -1 with an exception set. */
+    int (*hide_left_task)(FLLoop *loop);
+} fl_loop_task_ops;
+
+extern fl_loop_task_ops fl_loop_task;
+
+/* The Loop's methods this file implements: scheduling, running, time,
+ * stop/close (module.c lists them with the others). */
+extern PyMethodDef fl_loop_methods[];
 
 static inline int
 fl_loop_hide_left_task(FLLoop *loop)
 {
     return loop->task_left_in_dict == FL_LEFT_TASK
-               ? fl_task_hide_left_task(loop)
+               ? fl_loop_task.hide_left_task(loop)
                : 0;
 }
 
@@ -169,14 +181,11 @@ fl_loop_release_after_step(FLLoop *loop, PyObject *obj)
     return rc;
 }
 
-/* The ready-queue functions that run a fastloop Task step (task.c). */
-int fl_task_step_ready(PyObject *task, PyObject *exc);
-int fl_task_wakeup_ready(PyObject *task, PyObject *fut);
-
+/* `fn` runs a fastloop Task step. */
 static inline int
-fl_task_is_step_fn(fl_ready_fn fn)
+fl_loop_is_task_step(fl_ready_fn fn)
 {
-    return fn == fl_task_step_ready || fn == fl_task_wakeup_ready;
+    return fn == fl_loop_task.step || fn == fl_loop_task.wakeup;
 }
 
 /* Monotonic time in seconds, the clock of time.monotonic(). */
@@ -218,13 +227,45 @@ fl_loop_enqueue_handle(FLLoop *loop, struct fl_handle *handle)
 int fl_loop_add_timer(FLLoop *loop, struct fl_handle *timer);
 void fl_loop_remove_timer(FLLoop *loop, struct fl_handle *timer);
 
-/* Report `exc` (or the current exception when exc is NULL) through
- * loop.call_exception_handler({'message': message, 'exception': exc,
- * <extra_key>: extra}).  Never fails: errors inside the handler are written
- * as unraisable.  extra_key/extra may be NULL. */
-void fl_loop_report_exception(PyObject *loop, const char *message,
-                              PyObject *exc, PyObject *extra_key,
-                              PyObject *extra);
+/* ---- the exception handler: the one reporting path ------------------
+ *
+ * Handles, callbacks run without a Handle, futures, tasks and transports
+ * all report to a loop's exception handler through these (loop.c). */
+
+/* SystemExit or KeyboardInterrupt is set: what leaves the loop. */
+int fl_is_fatal_error(void);
+
+/* loop.call_exception_handler(context).  Returns -1 with SystemExit or
+ * KeyboardInterrupt set when the handler raised one (they leave the loop,
+ * as in asyncio); other errors are written as unraisable and 0 returned. */
+int fl_loop_call_exception_handler(PyObject *loop, PyObject *context);
+
+/* fl_loop_call_exception_handler(loop, {'message': message, 'exception':
+ * exc, key: value, ...}): `exc` NULL leaves 'exception' out; the (key,
+ * value) pairs end with a NULL key, and a NULL value leaves its key out.
+ * A context that cannot be made, or a NULL loop (cleared by the garbage
+ * collector: `exc` is written), goes to PyErr_WriteUnraisable.  Returns as
+ * fl_loop_call_exception_handler. */
+int fl_loop_report(PyObject *loop, PyObject *message, PyObject *exc, ...);
+
+/* fl_loop_report() that never fails and leaves a pending exception alone
+ * (the transports' fatal errors): a SystemExit or KeyboardInterrupt from the
+ * handler is written as unraisable too. */
+void fl_loop_report_quietly(PyObject *loop, const char *message, PyObject *exc,
+                            ...);
+
+/* Report the current exception as asyncio's Handle._run does: "Exception
+ * in callback <the handle's callback>", the handle and its source traceback
+ * in the context.  SystemExit and KeyboardInterrupt are left set (-1);
+ * otherwise the exception is consumed and 0 returned. */
+int fl_loop_report_handle_error(struct fl_handle *handle);
+
+/* The same for a callback the loop ran without a Handle: `source` NULL
+ * formats fn(arg) and names, as the context's "handle", a Handle for
+ * fn(arg) in context `ctx` (what asyncio would have run); otherwise
+ * `source` is the text and no handle is named. */
+int fl_loop_report_callback_error(PyObject *loop, PyObject *fn, PyObject *arg,
+                                  PyObject *ctx, const char *source);
 
 /* RuntimeError('Event loop is closed') when closed, or when it cannot be
  * used at all (its __init__ never ran: Loop.__new__(Loop)); 0 otherwise.

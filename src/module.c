@@ -1,13 +1,20 @@
-/* module.c: fastloop._core module init.
+/* module.c: fastloop._core module init (multi-phase, as CPython's own
+ * _asyncio).
  *
- * Owns the module-state instance (fl_state) and the import of the asyncio
- * pieces the C code calls on cold paths (formatting, logging, debug checks).
+ * Owns the module definition, its exec function (which runs every
+ * concern's init, in order), the module state's traverse/clear/free, and
+ * the import of the asyncio pieces the C code calls on cold paths
+ * (formatting, logging, debug checks).
  */
 #include "module.h"
+#include "io.h"
 #include "server.h"
 #include "sock.h"
+#include "task.h"
 
-fl_module_state fl_state;
+/* The state of the one module object (see fl_module_exec): NULL until it
+ * is made. */
+fl_module_state *fl_state;
 
 static PyObject *
 import_attr(const char *module_name, const char *attr)
@@ -21,27 +28,34 @@ import_attr(const char *module_name, const char *attr)
     return value;
 }
 
-#define INTERN(field, text)                                                   \
-    do {                                                                      \
-        fl_state.field = PyUnicode_InternFromString(text);                    \
-        if (fl_state.field == NULL) {                                         \
-            return -1;                                                        \
-        }                                                                     \
-    } while (0)
-
 #define IMPORT(field, module_name, attr)                                      \
     do {                                                                      \
-        fl_state.field = import_attr(module_name, attr);                      \
-        if (fl_state.field == NULL) {                                         \
+        fl_state->field = import_attr(module_name, attr);                     \
+        if (fl_state->field == NULL) {                                        \
             return -1;                                                        \
         }                                                                     \
     } while (0)
 
 static int
+intern_strings(void)
+{
+#define FL_INTERN_STRING(field, text)                                         \
+    if ((fl_state->field = PyUnicode_InternFromString(text)) == NULL) {       \
+        return -1;                                                            \
+    }
+    FL_STRINGS(FL_INTERN_STRING)
+#undef FL_INTERN_STRING
+    return 0;
+}
+
+static int
 fill_state(void)
 {
-    fl_state.asyncio_events = PyImport_ImportModule("asyncio.events");
-    if (fl_state.asyncio_events == NULL) {
+    if (intern_strings() < 0) {
+        return -1;
+    }
+    fl_state->asyncio_events = PyImport_ImportModule("asyncio.events");
+    if (fl_state->asyncio_events == NULL) {
         return -1;
     }
     IMPORT(format_callback_source, "asyncio.format_helpers",
@@ -50,9 +64,9 @@ fill_state(void)
     IMPORT(iscoroutine, "asyncio.coroutines", "iscoroutine");
     /* 3.14 deprecates asyncio.iscoroutinefunction; asyncio's own checks
      * use the private _iscoroutinefunction where it exists. */
-    fl_state.iscoroutinefunction =
+    fl_state->iscoroutinefunction =
         import_attr("asyncio.coroutines", "_iscoroutinefunction");
-    if (fl_state.iscoroutinefunction == NULL) {
+    if (fl_state->iscoroutinefunction == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
             return -1;
         }
@@ -65,17 +79,11 @@ fill_state(void)
     if (depth == NULL) {
         return -1;
     }
-    fl_state.debug_stack_depth = PyLong_AsSsize_t(depth);
+    fl_state->debug_stack_depth = PyLong_AsSsize_t(depth);
     Py_DECREF(depth);
-    if (fl_state.debug_stack_depth == -1 && PyErr_Occurred()) {
+    if (fl_state->debug_stack_depth == -1 && PyErr_Occurred()) {
         return -1;
     }
-    INTERN(str_call_exception_handler, "call_exception_handler");
-    INTERN(str_message, "message");
-    INTERN(str_exception, "exception");
-    INTERN(str_handle, "handle");
-    INTERN(str_source_traceback, "source_traceback");
-    INTERN(str_warning, "warning");
     return 0;
 }
 
@@ -164,28 +172,175 @@ static PyMethodDef fl_module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* ---- the Loop's methods ---------------------------------------------- */
+
+/* Every method of _core.Loop, by the file that implements it: the one
+ * place they are listed.  A concern that adds methods to the Loop exports
+ * its table (ending with a NULL entry) and gets a line here. */
+static const PyMethodDef *const loop_method_tables[] = {
+    fl_loop_methods,        /* loop.c: call_soon..., run, time, stop/close */
+    fl_io_loop_methods,     /* io.c: add_reader/add_writer and family */
+    fl_future_loop_methods, /* future.c: create_future */
+    fl_task_loop_methods,   /* task.c: create_task */
+};
+
+/* The tables above as one (it lives as long as the process).  A name
+ * listed twice is a mistake: SystemError. */
+static PyMethodDef *
+loop_methods(void)
+{
+    size_t n = 1;
+    for (size_t t = 0; t < Py_ARRAY_LENGTH(loop_method_tables); t++) {
+        for (const PyMethodDef *m = loop_method_tables[t]; m->ml_name; m++) {
+            n++;
+        }
+    }
+    PyMethodDef *all = PyMem_RawCalloc(n, sizeof(PyMethodDef));
+    if (all == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    size_t len = 0;
+    for (size_t t = 0; t < Py_ARRAY_LENGTH(loop_method_tables); t++) {
+        for (const PyMethodDef *m = loop_method_tables[t]; m->ml_name; m++) {
+            for (size_t i = 0; i < len; i++) {
+                if (strcmp(all[i].ml_name, m->ml_name) == 0) {
+                    PyErr_Format(PyExc_SystemError,
+                                 "fastloop: Loop.%s is listed twice",
+                                 m->ml_name);
+                    PyMem_RawFree(all);
+                    return NULL;
+                }
+            }
+            all[len++] = *m;
+        }
+    }
+    return all;
+}
+
+/* ---- the module: multi-phase init ------------------------------------ */
+
+static int
+fl_module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    fl_module_state *st = PyModule_GetState(module);
+    if (st == NULL) {
+        return 0;
+    }
+    PyObject **refs = (PyObject **)st;
+    for (size_t i = 0; i < FL_STATE_NREFS; i++) {
+        Py_VISIT(refs[i]);
+    }
+    return 0;
+}
+
+static int
+fl_module_clear(PyObject *module)
+{
+    fl_module_state *st = PyModule_GetState(module);
+    if (st == NULL) {
+        return 0;
+    }
+    PyObject **refs = (PyObject **)st;
+    for (size_t i = 0; i < FL_STATE_NREFS; i++) {
+        Py_CLEAR(refs[i]);
+    }
+    return 0;
+}
+
+static void
+fl_module_free(void *module)
+{
+    (void)fl_module_clear((PyObject *)module);
+}
+
+/* Py_mod_exec.  fastloop._core runs once per process, in the main
+ * interpreter: its types and state are reached through process-wide
+ * pointers (fl_state, the hooks the C files hand each other) set here, so
+ * that hot paths compare types and read cached objects without looking up
+ * a module.  A second module object -- another interpreter, or an import
+ * after `del sys.modules["fastloop._core"]` -- would need its own, and is
+ * refused with ImportError.  (importlib.reload() of the module does not
+ * run this again: it keeps the module as it is.) */
+static int
+fl_module_exec(PyObject *module)
+{
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_ImportError,
+                        "fastloop._core does not support loading in "
+                        "subinterpreters (it keeps process-wide state); "
+                        "import it in the main interpreter");
+        return -1;
+    }
+    if (fl_state != NULL) {
+        PyErr_SetString(PyExc_ImportError,
+                        "fastloop._core is already loaded in this process "
+                        "and cannot be loaded again (it keeps process-wide "
+                        "state); use the module that is loaded");
+        return -1;
+    }
+    fl_module_state *st = PyModule_GetState(module);
+    if (st == NULL) {
+        return -1;
+    }
+    fl_state = st;
+    PyMethodDef *methods = NULL;
+    if (fill_state() < 0 || fl_handle_init(module) < 0 ||
+        (methods = loop_methods()) == NULL ||
+        fl_loop_init(module, methods) < 0 || fl_future_init(module) < 0 ||
+        fl_task_init(module) < 0 || fl_stream_init(module) < 0 ||
+        fl_server_init(module) < 0 || fl_sock_init(module) < 0) {
+        /* The module object goes away with what was filled in (m_free);
+         * a later import may try again. */
+        fl_state = NULL;
+        return -1;
+    }
+    /* The module, and so its state, lives as long as the process (this
+     * reference is never released).  Objects of fastloop's types may be
+     * cleared or freed after the module would otherwise go -- by the
+     * garbage collector at interpreter exit, in the same batch as the
+     * module -- and their slots read the state (Task's tp_clear calls its
+     * asyncio base's, found there).  The static globals the state replaced
+     * lived as long. */
+    Py_INCREF(module);
+    return 0;
+}
+
+static PyModuleDef_Slot fl_module_slots[] = {
+    {Py_mod_exec, fl_module_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    /* See fl_module_exec.  3.11 has no such slot: the exec function
+     * refuses a subinterpreter itself. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    /* The module relies on the GIL: call_soon_threadsafe appends to a
+     * loop's ready queue from other threads with no lock but the GIL (see
+     * docs/ARCHITECTURE.md).  A free-threaded build keeps the GIL enabled
+     * while fastloop is loaded. */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
 static struct PyModuleDef fl_module_def = {
     PyModuleDef_HEAD_INIT,
     .m_methods = fl_module_methods,
     .m_name = "fastloop._core",
     .m_doc = "fastloop's C core: the libev event loop, handles, futures.",
-    .m_size = -1,
+    .m_size = sizeof(fl_module_state),
+    .m_slots = fl_module_slots,
+    .m_traverse = fl_module_traverse,
+    .m_clear = fl_module_clear,
+    .m_free = fl_module_free,
 };
 
 PyMODINIT_FUNC
 PyInit__core(void)
 {
-    PyObject *module = PyModule_Create(&fl_module_def);
-    if (module == NULL) {
-        return NULL;
-    }
-    if (fill_state() < 0 || fl_handle_init(module) < 0 ||
-        fl_loop_init(module) < 0 || fl_io_init(module) < 0 ||
-        fl_future_init(module) < 0 || fl_task_init(module) < 0 ||
-        fl_stream_init(module) < 0 || fl_server_init(module) < 0 ||
-        fl_sock_init(module) < 0) {
-        Py_DECREF(module);
-        return NULL;
-    }
-    return module;
+    /* The references come first in the state, whole pointers. */
+    Py_BUILD_ASSERT(offsetof(fl_module_state, fl_state_end_of_references) %
+                        sizeof(PyObject *) ==
+                    0);
+    return PyModuleDef_Init(&fl_module_def);
 }

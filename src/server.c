@@ -44,15 +44,6 @@ typedef struct {
     int family, type, proto; /* given to the accepted sockets */
 } FLAcceptor;
 
-static PyTypeObject FLAcceptor_Type;
-
-static PyObject *socket_class;       /* socket.socket */
-static PyObject *accept_retry_delay; /* constants.ACCEPT_RETRY_DELAY */
-static PyObject *str_setblocking, *str_call_later, *str_start_serving,
-    *str_create_task, *str_accept_connection2, *str_context, *str_copy,
-    *str_run, *str_peername, *str_close, *str_socket, *str_protocol,
-    *str_fileno;
-
 /* ---- addresses -------------------------------------------------------- */
 
 /* The address accept() gave, as socket.accept() returns it (CPython's
@@ -108,12 +99,13 @@ report_accept_error(FLAcceptor *a, const char *message)
         return -1;
     }
     PyObject *exc = fl_err_fetch();
-    PyObject *tsock = PyObject_CallOneArg(fl_transport_socket_type, a->sock);
+    PyObject *tsock =
+        PyObject_CallOneArg(fl_state->transport_socket_type, a->sock);
     if (tsock == NULL) {
         PyErr_Clear();
     }
-    fl_report_error((PyObject *)a->loop, message, exc, str_socket, tsock,
-                    NULL);
+    fl_loop_report_quietly((PyObject *)a->loop, message, exc,
+                           fl_state->str_socket, tsock, NULL);
     Py_XDECREF(tsock);
     Py_DECREF(exc);
     return 0;
@@ -125,13 +117,14 @@ static int
 accept_back_off(FLAcceptor *a)
 {
     PyObject *exc = fl_err_fetch();
-    PyObject *tsock = PyObject_CallOneArg(fl_transport_socket_type, a->sock);
+    PyObject *tsock =
+        PyObject_CallOneArg(fl_state->transport_socket_type, a->sock);
     if (tsock == NULL) {
         PyErr_WriteUnraisable((PyObject *)a);
     }
-    fl_report_error((PyObject *)a->loop,
-                    "socket.accept() out of system resource", exc, str_socket,
-                    tsock, NULL);
+    fl_loop_report_quietly((PyObject *)a->loop,
+                           "socket.accept() out of system resource", exc,
+                           fl_state->str_socket, tsock, NULL);
     Py_XDECREF(tsock);
     Py_DECREF(exc);
     if (fl_io_stop(a->loop, a->fd, FL_IO_READ, accept_ready, (PyObject *)a) <
@@ -139,13 +132,14 @@ accept_back_off(FLAcceptor *a)
         return report_accept_error(a, "Exception in callback "
                                       "_accept_connection()");
     }
-    PyObject *start = PyObject_GetAttr((PyObject *)a->loop, str_start_serving);
+    PyObject *start =
+        PyObject_GetAttr((PyObject *)a->loop, fl_state->str_start_serving);
     if (start == NULL) {
         return report_accept_error(a, "Exception in callback "
                                       "_accept_connection()");
     }
     PyObject *args[] = {(PyObject *)a->loop,
-                        accept_retry_delay,
+                        fl_state->accept_retry_delay,
                         start,
                         a->protocol_factory,
                         a->sock,
@@ -160,7 +154,7 @@ accept_back_off(FLAcceptor *a)
     nargs = 11;
 #endif
     PyObject *res =
-        PyObject_VectorcallMethod(str_call_later, args, nargs, NULL);
+        PyObject_VectorcallMethod(fl_state->str_call_later, args, nargs, NULL);
     Py_DECREF(start);
     if (res == NULL) {
         return report_accept_error(a, "Exception in callback "
@@ -176,7 +170,8 @@ accept_tls(FLAcceptor *a, PyObject *conn, PyObject *extra)
 {
     PyObject *conn_context = Py_None;
     if (a->context != Py_None) {
-        conn_context = PyObject_CallMethodNoArgs(a->context, str_copy);
+        conn_context =
+            PyObject_CallMethodNoArgs(a->context, fl_state->str_copy);
         if (conn_context == NULL) {
             return -1;
         }
@@ -195,18 +190,19 @@ accept_tls(FLAcceptor *a, PyObject *conn, PyObject *extra)
     size_t nargs = 8;
     PyObject *kwnames = NULL;
 #if PY_VERSION_HEX >= 0x030F0000
-    kwnames = PyTuple_Pack(1, str_context);
+    kwnames = PyTuple_Pack(1, fl_state->str_context);
     if (kwnames == NULL) {
         Py_DECREF(conn_context);
         return -1;
     }
 #endif
-    PyObject *coro = PyObject_VectorcallMethod(str_accept_connection2, args,
-                                               nargs, kwnames);
+    PyObject *coro = PyObject_VectorcallMethod(
+        fl_state->str_accept_connection2, args, nargs, kwnames);
     PyObject *task = NULL;
     if (coro != NULL) {
         PyObject *targs[] = {(PyObject *)a->loop, coro, conn_context};
-        task = PyObject_VectorcallMethod(str_create_task, targs, 2, kwnames);
+        task = PyObject_VectorcallMethod(fl_state->str_create_task, targs, 2,
+                                         kwnames);
         Py_DECREF(coro);
     }
     Py_XDECREF(kwnames);
@@ -228,12 +224,13 @@ drop_connection(FLAcceptor *a, PyObject *conn, PyObject *protocol)
     }
     PyObject *exc = fl_err_fetch();
     if (a->loop->debug) {
-        fl_report_error((PyObject *)a->loop,
-                        "Error on transport creation for incoming connection",
-                        exc, str_protocol, protocol, NULL);
+        fl_loop_report_quietly(
+            (PyObject *)a->loop,
+            "Error on transport creation for incoming connection", exc,
+            fl_state->str_protocol, protocol, NULL);
     }
     Py_DECREF(exc);
-    PyObject *res = PyObject_CallMethodNoArgs(conn, str_close);
+    PyObject *res = PyObject_CallMethodNoArgs(conn, fl_state->str_close);
     if (res == NULL) {
         PyErr_WriteUnraisable(conn);
     }
@@ -249,13 +246,14 @@ accept_plain(FLAcceptor *a, PyObject *conn, int fd, PyObject *extra)
     PyObject *protocol;
 #if PY_VERSION_HEX >= 0x030F0000
     if (a->context != Py_None) {
-        conn_context = PyObject_CallMethodNoArgs(a->context, str_copy);
+        conn_context =
+            PyObject_CallMethodNoArgs(a->context, fl_state->str_copy);
         if (conn_context == NULL) {
             return drop_connection(a, conn, NULL);
         }
         PyObject *args[] = {conn_context, a->protocol_factory};
         protocol = PyObject_VectorcallMethod(
-            str_run, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            fl_state->str_run, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     } else
 #endif
     {
@@ -315,8 +313,8 @@ accept_connections(FLAcceptor *a)
                 a, "Exception in callback BaseSelectorEventLoop."
                    "_accept_connection()");
         }
-        PyObject *conn = PyObject_CallFunction(socket_class, "iiii", a->family,
-                                               a->type, a->proto, fd);
+        PyObject *conn = PyObject_CallFunction(
+            fl_state->socket_class, "iiii", a->family, a->type, a->proto, fd);
         if (conn == NULL) {
             close(fd);
             if (report_accept_error(a, "Exception in callback "
@@ -326,13 +324,13 @@ accept_connections(FLAcceptor *a)
             continue;
         }
         /* As socket.accept() then asyncio's conn.setblocking(False). */
-        PyObject *res =
-            PyObject_CallMethodOneArg(conn, str_setblocking, Py_False);
+        PyObject *res = PyObject_CallMethodOneArg(
+            conn, fl_state->str_setblocking, Py_False);
         PyObject *addr = res ? make_address(&ss, len, conn) : NULL;
         Py_XDECREF(res);
         if (addr != NULL && a->loop->debug) {
             PyObject *r = PyObject_CallMethod(
-                fl_state.logger, "debug", "sOOO",
+                fl_state->logger, "debug", "sOOO",
                 "%r got a new connection from %r: %r", a->server, addr, conn);
             if (r == NULL) {
                 PyErr_WriteUnraisable((PyObject *)a);
@@ -340,7 +338,8 @@ accept_connections(FLAcceptor *a)
             Py_XDECREF(r);
         }
         PyObject *extra = addr ? PyDict_New() : NULL;
-        if (extra != NULL && PyDict_SetItem(extra, str_peername, addr) < 0) {
+        if (extra != NULL &&
+            PyDict_SetItem(extra, fl_state->str_peername, addr) < 0) {
             Py_CLEAR(extra);
         }
         Py_XDECREF(addr);
@@ -462,7 +461,7 @@ acceptor_new(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     if (fl_loop_check_closed((FLLoop *)v[0]) < 0) {
         return NULL;
     }
-    FLAcceptor *a = PyObject_GC_New(FLAcceptor, &FLAcceptor_Type);
+    FLAcceptor *a = PyObject_GC_New(FLAcceptor, fl_state->acceptor_type);
     if (a == NULL) {
         return NULL;
     }
@@ -491,7 +490,7 @@ acceptor_new(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
         Py_DECREF(a);
         return NULL;
     }
-    PyObject *fd = PyObject_CallMethodNoArgs(a->sock, str_fileno);
+    PyObject *fd = PyObject_CallMethodNoArgs(a->sock, fl_state->str_fileno);
     long fdv = fd ? PyLong_AsLong(fd) : -1;
     Py_XDECREF(fd);
     if (fdv == -1 && PyErr_Occurred()) {
@@ -556,6 +555,7 @@ fl_server_accept_connection(PyObject *module, PyObject *const *args,
 static int
 acceptor_traverse(FLAcceptor *a, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(a));
     Py_VISIT(a->loop);
     Py_VISIT(a->protocol_factory);
     Py_VISIT(a->sock);
@@ -588,9 +588,11 @@ acceptor_clear(FLAcceptor *a)
 static void
 acceptor_dealloc(FLAcceptor *a)
 {
+    PyTypeObject *type = Py_TYPE(a);
     PyObject_GC_UnTrack(a);
     acceptor_clear(a);
     PyObject_GC_Del(a);
+    Py_DECREF(type);
 }
 
 static PyObject *
@@ -600,57 +602,45 @@ acceptor_repr(FLAcceptor *a)
                                 a->server ? a->server : Py_None);
 }
 
-static PyTypeObject FLAcceptor_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop._core._Acceptor",
-    .tp_doc = "A listening socket's accept loop (internal).",
-    .tp_basicsize = sizeof(FLAcceptor),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_dealloc = (destructor)acceptor_dealloc,
-    .tp_traverse = (traverseproc)acceptor_traverse,
-    .tp_clear = (inquiry)acceptor_clear,
-    .tp_repr = (reprfunc)acceptor_repr,
+static PyType_Slot acceptor_slots[] = {
+    {Py_tp_doc, "A listening socket's accept loop (internal)."},
+    {Py_tp_dealloc, acceptor_dealloc},
+    {Py_tp_traverse, acceptor_traverse},
+    {Py_tp_clear, acceptor_clear},
+    {Py_tp_repr, acceptor_repr},
+    {0, NULL},
 };
 
-#define INTERN(var, text)                                                     \
-    do {                                                                      \
-        var = PyUnicode_InternFromString(text);                               \
-        if (var == NULL) {                                                    \
-            return -1;                                                        \
-        }                                                                     \
-    } while (0)
+static PyType_Spec acceptor_spec = {
+    .name = "fastloop._core._Acceptor",
+    .basicsize = sizeof(FLAcceptor),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = acceptor_slots,
+};
 
 int
 fl_server_init(PyObject *module)
 {
-    INTERN(str_setblocking, "setblocking");
-    INTERN(str_call_later, "call_later");
-    INTERN(str_start_serving, "_start_serving");
-    INTERN(str_create_task, "create_task");
-    INTERN(str_accept_connection2, "_accept_connection2");
-    INTERN(str_context, "context");
-    INTERN(str_copy, "copy");
-    INTERN(str_run, "run");
-    INTERN(str_peername, "peername");
-    INTERN(str_close, "close");
-    INTERN(str_socket, "socket");
-    INTERN(str_protocol, "protocol");
-    INTERN(str_fileno, "fileno");
     PyObject *socket_mod = PyImport_ImportModule("socket");
     if (socket_mod == NULL) {
         return -1;
     }
-    socket_class = PyObject_GetAttrString(socket_mod, "socket");
+    fl_state->socket_class = PyObject_GetAttrString(socket_mod, "socket");
     Py_DECREF(socket_mod);
     PyObject *constants = PyImport_ImportModule("asyncio.constants");
-    if (socket_class == NULL || constants == NULL) {
+    if (fl_state->socket_class == NULL || constants == NULL) {
         Py_XDECREF(constants);
         return -1;
     }
-    accept_retry_delay =
+    fl_state->accept_retry_delay =
         PyObject_GetAttrString(constants, "ACCEPT_RETRY_DELAY");
     Py_DECREF(constants);
-    if (accept_retry_delay == NULL) {
+    if (fl_state->accept_retry_delay == NULL) {
         return -1;
     }
-    return PyType_Ready(&FLAcceptor_Type);
+    /* Not added to the module: only _start_serving makes acceptors. */
+    fl_state->acceptor_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &acceptor_spec, NULL);
+    return fl_state->acceptor_type == NULL ? -1 : 0;
 }

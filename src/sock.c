@@ -72,18 +72,6 @@ typedef struct {
     long long offset, count, blocksize, total_sent;
 } FLSockWait;
 
-static PyTypeObject FLSockWait_Type;
-
-static PyTypeObject *c_socket_type;      /* _socket.socket */
-static PyTypeObject *py_socket_type;     /* socket.socket */
-static PyObject *ssl_socket_type;        /* ssl.SSLSocket, or NULL */
-static PyObject *sendfile_not_available; /* SendfileNotAvailableError */
-static PyObject *str_fileno, *str_gettimeout, *str_create_future,
-    *str_add_done_callback, *str_set_result, *str_set_exception, *str_done,
-    *str_recv, *str_recv_into, *str_recvfrom, *str_recvfrom_into, *str_send,
-    *str_sendto, *str_connect, *str_accept, *str_setblocking,
-    *str_ensure_fd_no_transport, *zero;
-
 /* ---- futures: fastloop's own fast, any other through its methods ---- */
 
 static int
@@ -92,7 +80,7 @@ fut_is_done(PyObject *fut)
     if (FLFuture_CheckExact(fut)) {
         return ((FLFuture *)fut)->state != FL_PENDING;
     }
-    PyObject *r = PyObject_CallMethodNoArgs(fut, str_done);
+    PyObject *r = PyObject_CallMethodNoArgs(fut, fl_state->str_done);
     if (r == NULL) {
         return -1;
     }
@@ -109,7 +97,8 @@ fut_set(PyObject *fut, PyObject *result, PyObject *exc)
                    : fl_future_set_result((FLFuture *)fut, result);
     }
     PyObject *r = PyObject_CallMethodOneArg(
-        fut, exc ? str_set_exception : str_set_result, exc ? exc : result);
+        fut, exc ? fl_state->str_set_exception : fl_state->str_set_result,
+        exc ? exc : result);
     Py_XDECREF(r);
     return r ? 0 : -1;
 }
@@ -122,10 +111,10 @@ fut_set(PyObject *fut, PyObject *result, PyObject *exc)
 static int
 check_sock(FLLoop *loop, PyObject *sock, int *direct)
 {
-    *direct =
-        Py_IS_TYPE(sock, py_socket_type) || Py_IS_TYPE(sock, c_socket_type);
-    if (!*direct && ssl_socket_type != NULL) {
-        int r = PyObject_IsInstance(sock, ssl_socket_type);
+    *direct = Py_IS_TYPE(sock, ((PyTypeObject *)fl_state->socket_class)) ||
+              Py_IS_TYPE(sock, fl_state->c_socket_type);
+    if (!*direct && fl_state->ssl_socket_type != NULL) {
+        int r = PyObject_IsInstance(sock, fl_state->ssl_socket_type);
         if (r < 0) {
             return -1;
         }
@@ -136,11 +125,12 @@ check_sock(FLLoop *loop, PyObject *sock, int *direct)
         }
     }
     if (loop->debug) {
-        PyObject *t = PyObject_CallMethodNoArgs(sock, str_gettimeout);
+        PyObject *t =
+            PyObject_CallMethodNoArgs(sock, fl_state->str_gettimeout);
         if (t == NULL) {
             return -1;
         }
-        int ne = PyObject_RichCompareBool(t, zero, Py_NE);
+        int ne = PyObject_RichCompareBool(t, fl_state->int_zero, Py_NE);
         Py_DECREF(t);
         if (ne < 0) {
             return -1;
@@ -174,7 +164,7 @@ check_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
 static int
 sock_fileno(PyObject *sock)
 {
-    PyObject *r = PyObject_CallMethodNoArgs(sock, str_fileno);
+    PyObject *r = PyObject_CallMethodNoArgs(sock, fl_state->str_fileno);
     if (r == NULL) {
         return -2;
     }
@@ -252,7 +242,8 @@ static int
 attempt_recv(FLSockWait *w, PyObject **result)
 {
     if (!w->direct) {
-        return method_result(call_sock(w, str_recv, w->a, NULL), result);
+        return method_result(call_sock(w, fl_state->str_recv, w->a, NULL),
+                             result);
     }
     PyObject *bytes = PyBytes_FromStringAndSize(NULL, w->n);
     if (bytes == NULL) {
@@ -281,7 +272,8 @@ attempt_recv_into(FLSockWait *w, PyObject **result)
     if (!w->direct || PyObject_GetBuffer(w->a, &view, PyBUF_WRITABLE) < 0) {
         /* The socket's own method raises what it raises for a bad buffer. */
         PyErr_Clear();
-        return method_result(call_sock(w, str_recv_into, w->a, NULL), result);
+        return method_result(call_sock(w, fl_state->str_recv_into, w->a, NULL),
+                             result);
     }
     ssize_t got = recv(w->fd, view.buf, (size_t)view.len, MSG_DONTWAIT);
     int err = errno;
@@ -312,7 +304,7 @@ attempt_sendall(FLSockWait *w, PyObject **result)
             *result = NULL;
             return 1;
         }
-        PyObject *r = call_sock(w, str_send, mv, NULL);
+        PyObject *r = call_sock(w, fl_state->str_send, mv, NULL);
         Py_DECREF(mv);
         int rc = method_result(r, result);
         if (rc != 1 || *result == NULL) {
@@ -363,7 +355,7 @@ static int
 attempt_accept(FLSockWait *w, PyObject **result)
 {
     /* conn, address = sock.accept(); conn.setblocking(False) */
-    PyObject *pair = call_sock(w, str_accept, NULL, NULL);
+    PyObject *pair = call_sock(w, fl_state->str_accept, NULL, NULL);
     int rc = method_result(pair, result);
     if (rc != 1 || pair == NULL) {
         return rc;
@@ -386,7 +378,8 @@ attempt_accept(FLSockWait *w, PyObject **result)
         Py_SETREF(*result, seq);
         conn = PyTuple_GET_ITEM(seq, 0);
     }
-    PyObject *r = PyObject_CallMethodOneArg(conn, str_setblocking, Py_False);
+    PyObject *r =
+        PyObject_CallMethodOneArg(conn, fl_state->str_setblocking, Py_False);
     if (r == NULL) {
         Py_CLEAR(*result);
         if (would_block_exc()) {
@@ -476,7 +469,7 @@ attempt_sendfile(FLSockWait *w, PyObject **result)
             }
             if (w->total_sent == 0) {
                 PyErr_Clear();
-                PyErr_SetString(sendfile_not_available,
+                PyErr_SetString(fl_state->sendfile_not_available,
                                 "os.sendfile call failed");
             }
             PyObject *exc = fl_err_fetch();
@@ -508,19 +501,20 @@ attempt(FLSockWait *w, PyObject **result)
     case K_RECV_INTO:
         return attempt_recv_into(w, result);
     case K_RECVFROM:
-        return method_result(call_sock(w, str_recvfrom, w->a, NULL), result);
-    case K_RECVFROM_INTO:
-        return method_result(call_sock(w, str_recvfrom_into, w->a, w->b),
+        return method_result(call_sock(w, fl_state->str_recvfrom, w->a, NULL),
                              result);
+    case K_RECVFROM_INTO:
+        return method_result(
+            call_sock(w, fl_state->str_recvfrom_into, w->a, w->b), result);
     case K_SENDALL:
         return attempt_sendall(w, result);
     case K_SENDTO: {
         /* asyncio retries with sock.sendto(data, 0, address) */
-        PyObject *args[] = {w->sock, w->a, zero, w->b};
-        return method_result(
-            PyObject_VectorcallMethod(
-                str_sendto, args, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL),
-            result);
+        PyObject *args[] = {w->sock, w->a, fl_state->int_zero, w->b};
+        return method_result(PyObject_VectorcallMethod(
+                                 fl_state->str_sendto, args,
+                                 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL),
+                             result);
     }
     case K_CONNECT:
         return attempt_connect_cb(w, result);
@@ -585,7 +579,7 @@ op_clear(FLSockWait *w)
 static FLSockWait *
 wait_heap(FLSockWait *op)
 {
-    FLSockWait *w = PyObject_GC_New(FLSockWait, &FLSockWait_Type);
+    FLSockWait *w = PyObject_GC_New(FLSockWait, fl_state->sock_wait_type);
     if (w == NULL) {
         op_clear(op);
         return NULL;
@@ -621,8 +615,8 @@ static PyObject *
 wait_start(FLSockWait *w)
 {
     FLLoop *loop = w->loop;
-    PyObject *fut =
-        PyObject_CallMethodNoArgs((PyObject *)loop, str_create_future);
+    PyObject *fut = PyObject_CallMethodNoArgs((PyObject *)loop,
+                                              fl_state->str_create_future);
     if (fut == NULL) {
         return NULL;
     }
@@ -640,8 +634,8 @@ wait_start(FLSockWait *w)
     if (fdobj == NULL) {
         return NULL;
     }
-    PyObject *r = PyObject_CallMethodOneArg((PyObject *)loop,
-                                            str_ensure_fd_no_transport, fdobj);
+    PyObject *r = PyObject_CallMethodOneArg(
+        (PyObject *)loop, fl_state->str_ensure_fd_no_transport, fdobj);
     Py_DECREF(fdobj);
     if (r == NULL) {
         return NULL;
@@ -654,7 +648,8 @@ wait_start(FLSockWait *w)
     if (fl_io_start(loop, w->fd, w->events, sock_ready, (PyObject *)w) < 0) {
         return NULL;
     }
-    r = PyObject_CallMethodOneArg(fut, str_add_done_callback, (PyObject *)w);
+    r = PyObject_CallMethodOneArg(fut, fl_state->str_add_done_callback,
+                                  (PyObject *)w);
     if (r == NULL) {
         fl_io_stop(loop, w->fd, w->events, sock_ready, (PyObject *)w);
         return NULL;
@@ -734,6 +729,7 @@ wait_await(FLSockWait *w)
 static int
 wait_traverse(FLSockWait *w, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(w));
     Py_VISIT(w->loop);
     Py_VISIT(w->fut);
     Py_VISIT(w->sock);
@@ -757,9 +753,11 @@ wait_clear(FLSockWait *w)
 static void
 wait_dealloc(FLSockWait *w)
 {
+    PyTypeObject *type = Py_TYPE(w);
     PyObject_GC_UnTrack(w);
     wait_clear(w);
     PyObject_GC_Del(w);
+    Py_DECREF(type);
 }
 
 static PyObject *
@@ -772,21 +770,23 @@ wait_repr(FLSockWait *w)
     return PyUnicode_FromFormat("<_SockWait %s fd=%d>", names[w->kind], w->fd);
 }
 
-static PyAsyncMethods wait_as_async = {
-    .am_await = (unaryfunc)wait_await,
+static PyType_Slot wait_slots[] = {
+    {Py_tp_doc, "A sock_* operation waiting for its fd (internal): await it."},
+    {Py_tp_dealloc, wait_dealloc},
+    {Py_tp_traverse, wait_traverse},
+    {Py_tp_clear, wait_clear},
+    {Py_tp_repr, wait_repr},
+    {Py_tp_call, wait_call},
+    {Py_am_await, wait_await},
+    {0, NULL},
 };
 
-static PyTypeObject FLSockWait_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastloop._core._SockWait",
-    .tp_doc = "A sock_* operation waiting for its fd (internal): await it.",
-    .tp_basicsize = sizeof(FLSockWait),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_dealloc = (destructor)wait_dealloc,
-    .tp_traverse = (traverseproc)wait_traverse,
-    .tp_clear = (inquiry)wait_clear,
-    .tp_repr = (reprfunc)wait_repr,
-    .tp_call = (ternaryfunc)wait_call,
-    .tp_as_async = &wait_as_async,
+static PyType_Spec wait_spec = {
+    .name = "fastloop._core._SockWait",
+    .basicsize = sizeof(FLSockWait),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = wait_slots,
 };
 
 /* ---- the module functions --------------------------------------------- */
@@ -932,7 +932,7 @@ fl_sock_sendall(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         /* asyncio: n = sock.send(data) (which raises for bad data). */
         PyErr_Clear();
         w->direct = 0;
-        PyObject *r = call_sock(w, str_send, args[2], NULL);
+        PyObject *r = call_sock(w, fl_state->str_send, args[2], NULL);
         Py_ssize_t n = 0;
         if (r == NULL) {
             if (!would_block_exc()) {
@@ -979,7 +979,7 @@ fl_sock_sendto(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     w->a = Py_NewRef(args[2]);
     w->b = Py_NewRef(args[3]);
     /* asyncio's first call: sock.sendto(data, address) */
-    PyObject *r = call_sock(w, str_sendto, w->a, w->b);
+    PyObject *r = call_sock(w, fl_state->str_sendto, w->a, w->b);
     if (r != NULL || !would_block_exc()) {
         op_clear(w);
         return r;
@@ -1005,7 +1005,7 @@ fl_sock_connect(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     w->fd = fd;
     w->fd_known = 1;
-    PyObject *r = call_sock(w, str_connect, w->a, NULL);
+    PyObject *r = call_sock(w, fl_state->str_connect, w->a, NULL);
     if (r != NULL || !would_block_exc()) {
         op_clear(w);
         return r;
@@ -1071,73 +1071,45 @@ fl_sock_sendfile(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- init ------------------------------------------------------------- */
 
-#define INTERN(var, text)                                                     \
-    do {                                                                      \
-        var = PyUnicode_InternFromString(text);                               \
-        if (var == NULL) {                                                    \
-            return -1;                                                        \
-        }                                                                     \
-    } while (0)
-
-static PyObject *
-import_attr(const char *module_name, const char *attr)
+/* Reads `attr` of module `module_name` into *slot (a new reference).  -1
+ * with an exception set on failure. */
+static int
+import_into(PyObject **slot, const char *module_name, const char *attr)
 {
     PyObject *module = PyImport_ImportModule(module_name);
     if (module == NULL) {
-        return NULL;
+        return -1;
     }
-    PyObject *value = PyObject_GetAttrString(module, attr);
+    *slot = PyObject_GetAttrString(module, attr);
     Py_DECREF(module);
-    return value;
+    return *slot == NULL ? -1 : 0;
 }
 
 int
 fl_sock_init(PyObject *module)
 {
-    INTERN(str_fileno, "fileno");
-    INTERN(str_gettimeout, "gettimeout");
-    INTERN(str_create_future, "create_future");
-    INTERN(str_add_done_callback, "add_done_callback");
-    INTERN(str_set_result, "set_result");
-    INTERN(str_set_exception, "set_exception");
-    INTERN(str_done, "done");
-    INTERN(str_recv, "recv");
-    INTERN(str_recv_into, "recv_into");
-    INTERN(str_recvfrom, "recvfrom");
-    INTERN(str_recvfrom_into, "recvfrom_into");
-    INTERN(str_send, "send");
-    INTERN(str_sendto, "sendto");
-    INTERN(str_connect, "connect");
-    INTERN(str_accept, "accept");
-    INTERN(str_setblocking, "setblocking");
-    INTERN(str_ensure_fd_no_transport, "_ensure_fd_no_transport");
-    zero = PyLong_FromLong(0);
-    if (zero == NULL) {
+    fl_state->int_zero = PyLong_FromLong(0);
+    if (fl_state->int_zero == NULL ||
+        import_into(&fl_state->sendfile_not_available, "asyncio.exceptions",
+                    "SendfileNotAvailableError") < 0) {
         return -1;
     }
-    c_socket_type = (PyTypeObject *)import_attr("_socket", "socket");
-    py_socket_type = (PyTypeObject *)import_attr("socket", "socket");
-    sendfile_not_available =
-        import_attr("asyncio.exceptions", "SendfileNotAvailableError");
-    if (c_socket_type == NULL || py_socket_type == NULL ||
-        sendfile_not_available == NULL) {
-        return -1;
-    }
-    if (!PyType_Check(c_socket_type) || !PyType_Check(py_socket_type)) {
+    if (!PyType_Check(fl_state->socket_class)) {
         PyErr_SetString(PyExc_ImportError, "socket.socket is not a type");
         return -1;
     }
     /* asyncio's _check_ssl_socket: only where ssl exists. */
-    ssl_socket_type = import_attr("ssl", "SSLSocket");
-    if (ssl_socket_type == NULL) {
+    if (import_into(&fl_state->ssl_socket_type, "ssl", "SSLSocket") < 0) {
         if (!PyErr_ExceptionMatches(PyExc_ImportError)) {
             return -1;
         }
         PyErr_Clear();
     }
-    if (PyType_Ready(&FLSockWait_Type) < 0) {
+    fl_state->sock_wait_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &wait_spec, NULL);
+    if (fl_state->sock_wait_type == NULL) {
         return -1;
     }
     return PyModule_AddObjectRef(module, "_SockWait",
-                                 (PyObject *)&FLSockWait_Type);
+                                 (PyObject *)fl_state->sock_wait_type);
 }

@@ -23,8 +23,8 @@ PyObject *fl_sock_connect(PyObject *, PyObject *const *, Py_ssize_t);
 PyObject *fl_sock_accept(PyObject *, PyObject *const *, Py_ssize_t);
 PyObject *fl_sock_sendfile(PyObject *, PyObject *const *, Py_ssize_t);
 
-/* Adds _SockWait to the module and caches what sock.c needs. */
-int fl_sock_init(PyObject *module);
+/* fl_sock_init (module.h) adds _SockWait to the module and caches what
+ * sock.c needs in the module state. */
 
 #define FL_SOCK_FN(name, fn, doc)                                             \
     {                                                                         \

@@ -44,42 +44,23 @@
 /* iovecs per sendmsg(). */
 #define FL_IOV_BATCH 128
 
-PyTypeObject *FLStream_Type;
-PyObject *fl_transport_socket_type;
-
-static PyObject *buffered_protocol_type; /* asyncio.BufferedProtocol */
-static PyObject *socket_type_descr[3];   /* _socket.socket family/type/proto */
-static PyTypeObject *c_socket_type;      /* _socket.socket */
-static PyObject *sendfile_try_native; /* constants._SendfileMode.TRY_NATIVE */
-static PyObject *connection_closed_msg; /* "Connection is closed by peer" */
 static Py_ssize_t log_threshold_connlost_writes;
 static Py_ssize_t extra_offset; /* BaseTransport's _extra slot */
 static char *read_buffer;       /* FL_READ_SIZE bytes, made on first use */
-/* Large reads (see read_large): a bytes object of FL_READ_SIZE bytes that
- * recv() fills directly, handed to data_received() shrunk to what came in,
- * and taken back when nobody kept it.  NULL when in use or not made. */
-static PyObject *spare_bytes;
-/* Medium reads (from pymalloc's limit up to FL_LARGE_READ) are copied into
+/* Large reads (see read_large): fl_state->spare_bytes, a bytes object of
+ * FL_READ_SIZE bytes that recv() fills directly, handed to data_received()
+ * shrunk to what came in, and taken back when nobody kept it.  NULL when in
+ * use or not made.
+ * Medium reads (from pymalloc's limit up to FL_LARGE_READ) are copied into
  * a bytes object that the C library's malloc() provides: a malloc() and a
  * free() per read, some 600 instructions for a 1 KiB message (glibc keeps
  * no per-thread cache for blocks that large).  The bytes object of the
- * last such read, when data_received() did not keep it, is kept here with
- * its allocation (spare_medium_cap bytes) and reused, shrunk to size, for
- * the next read of at most that size and at least half of it.  NULL when
- * in use or not made. */
-static PyObject *spare_medium;
-static Py_ssize_t spare_medium_cap;
+ * last such read, when data_received() did not keep it, is kept in
+ * fl_state->spare_medium with its allocation (fl_state->spare_medium_cap
+ * bytes) and reused, shrunk to size, for the next read of at most that
+ * size and at least half of it.  NULL when in use or not made. */
 /* Below this, bytes objects come from pymalloc (cheap) or are singletons. */
 #define FL_SPARE_MEDIUM_MIN 512
-
-static PyObject *str_connection_made, *str_data_received, *str_eof_received,
-    *str_connection_lost, *str_get_buffer, *str_buffer_updated,
-    *str_pause_writing, *str_resume_writing, *str_close, *str_fileno,
-    *str_getsockname, *str_getpeername, *str_socket, *str_sockname,
-    *str_peername, *str_attach, *str_detach, *str_transports, *str_debug,
-    *str_exc_info, *str_set_result, *str_set_exception, *str_cancelled,
-    *str_done, *str_create_future, *str_transport, *str_protocol, *str_family,
-    *str_type, *str_proto, *str_join;
 
 /* The storage of the __slots__ of _FlowControlMixin and BaseTransport
  * (_extra, _loop, _protocol_paused, _high_water, _low_water), in the
@@ -125,63 +106,6 @@ typedef struct {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-int
-fl_is_fatal_error(void)
-{
-    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
-           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
-
-void
-fl_report_error(PyObject *loop, const char *message, PyObject *exc, ...)
-{
-    PyObject *saved = fl_err_fetch(); /* nothing may be raised meanwhile */
-    PyObject *context = PyDict_New();
-    PyObject *msg = PyUnicode_FromString(message);
-    if (context == NULL || msg == NULL ||
-        PyDict_SetItem(context, fl_state.str_message, msg) < 0 ||
-        (exc != NULL &&
-         PyDict_SetItem(context, fl_state.str_exception, exc) < 0)) {
-        goto unraisable;
-    }
-    va_list ap;
-    va_start(ap, exc);
-    for (;;) {
-        PyObject *key = va_arg(ap, PyObject *);
-        if (key == NULL) {
-            break;
-        }
-        PyObject *value = va_arg(ap, PyObject *);
-        if (value != NULL && PyDict_SetItem(context, key, value) < 0) {
-            va_end(ap);
-            goto unraisable;
-        }
-    }
-    va_end(ap);
-    if (loop == NULL) {
-        goto unraisable_quiet;
-    }
-    PyObject *res = PyObject_CallMethodOneArg(
-        loop, fl_state.str_call_exception_handler, context);
-    if (res == NULL) {
-        goto unraisable;
-    }
-    Py_DECREF(res);
-    goto done;
-unraisable_quiet:
-    if (exc != NULL) {
-        fl_err_restore(Py_NewRef(exc));
-    }
-unraisable:
-    if (PyErr_Occurred()) {
-        PyErr_WriteUnraisable(loop ? loop : Py_None);
-    }
-done:
-    Py_XDECREF(msg);
-    Py_XDECREF(context);
-    fl_err_restore(saved);
-}
-
 /* logger.debug(fmt, *args, [exc_info=exc]); errors are unraisable. */
 static void
 log_debug(PyObject *exc, const char *fmt, PyObject *a, PyObject *b)
@@ -190,24 +114,25 @@ log_debug(PyObject *exc, const char *fmt, PyObject *a, PyObject *b)
     PyObject *text = PyUnicode_FromString(fmt);
     PyObject *res = NULL;
     if (text != NULL) {
-        PyObject *args[4] = {fl_state.logger, text, a, b};
+        PyObject *args[4] = {fl_state->logger, text, a, b};
         size_t nargs = 2 + (a != NULL) + (b != NULL);
         if (exc != NULL) {
-            PyObject *kwnames = PyTuple_Pack(1, str_exc_info);
+            PyObject *kwnames = PyTuple_Pack(1, fl_state->str_exc_info);
             if (kwnames != NULL) {
                 PyObject *kwargs[5] = {args[0], args[1], args[2], args[3]};
                 kwargs[nargs] = exc;
-                res = PyObject_VectorcallMethod(str_debug, kwargs, nargs,
-                                                kwnames);
+                res = PyObject_VectorcallMethod(fl_state->str_debug, kwargs,
+                                                nargs, kwnames);
                 Py_DECREF(kwnames);
             }
         } else {
-            res = PyObject_VectorcallMethod(str_debug, args, nargs, NULL);
+            res = PyObject_VectorcallMethod(fl_state->str_debug, args, nargs,
+                                            NULL);
         }
         Py_DECREF(text);
     }
     if (res == NULL) {
-        PyErr_WriteUnraisable(fl_state.logger);
+        PyErr_WriteUnraisable(fl_state->logger);
     }
     Py_XDECREF(res);
     fl_err_restore(saved);
@@ -466,8 +391,9 @@ fatal_error(FLStream *t, PyObject *exc, const char *message)
             }
         }
     } else {
-        fl_report_error((PyObject *)t->loop, message, exc, str_transport,
-                        (PyObject *)t, str_protocol, t->protocol, NULL);
+        fl_loop_report_quietly((PyObject *)t->loop, message, exc,
+                               fl_state->str_transport, (PyObject *)t,
+                               fl_state->str_protocol, t->protocol, NULL);
     }
     return force_close(t, exc);
 }
@@ -543,7 +469,8 @@ server_detach(PyObject *server, PyObject *t)
     size_t nargs = 1;
 #endif
     PyObject *res = PyObject_VectorcallMethod(
-        str_detach, args, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        fl_state->str_detach, args, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET,
+        NULL);
     if (res == NULL) {
         return -1;
     }
@@ -565,7 +492,7 @@ finish_lost(FLStream *t)
     int rc = 0;
     PyObject *err = NULL;
     if (sock != NULL) {
-        PyObject *res = PyObject_CallMethodNoArgs(sock, str_close);
+        PyObject *res = PyObject_CallMethodNoArgs(sock, fl_state->str_close);
         if (res == NULL) {
             err = fl_err_fetch();
         }
@@ -584,10 +511,10 @@ finish_lost(FLStream *t)
     }
     if (waiter != NULL) {
         PyObject *exc = fl_err_fetch();
-        PyObject *err =
-            PyObject_CallOneArg(PyExc_ConnectionError, connection_closed_msg);
+        PyObject *err = PyObject_CallOneArg(
+            PyExc_ConnectionError, fl_state->str_connection_closed_msg);
         if (err != NULL) {
-            call_quietly(waiter, str_set_exception, err);
+            call_quietly(waiter, fl_state->str_set_exception, err);
             Py_DECREF(err);
         } else {
             PyErr_WriteUnraisable((PyObject *)t);
@@ -616,9 +543,10 @@ report_callback_error(FLStream *t, const char *what)
     if (msg == NULL) {
         PyErr_WriteUnraisable((PyObject *)t);
     } else {
-        fl_report_error((PyObject *)t->loop ? (PyObject *)t->loop : NULL,
-                        PyUnicode_AsUTF8(msg), exc, str_transport,
-                        (PyObject *)t, str_protocol, t->protocol, NULL);
+        fl_loop_report_quietly(
+            (PyObject *)t->loop ? (PyObject *)t->loop : NULL,
+            PyUnicode_AsUTF8(msg), exc, fl_state->str_transport, (PyObject *)t,
+            fl_state->str_protocol, t->protocol, NULL);
         Py_DECREF(msg);
     }
     Py_XDECREF(exc);
@@ -640,7 +568,8 @@ call_connection_lost(FLStream *t, PyObject *exc)
     FLLoop *loop = t->loop;
     Py_XINCREF(loop);
     int entered = ctx_enter(t);
-    PyObject *res = call_protocol(t, str_connection_lost, exc ? exc : Py_None);
+    PyObject *res =
+        call_protocol(t, fl_state->str_connection_lost, exc ? exc : Py_None);
     ctx_exit(t, entered);
     PyObject *err = res == NULL ? fl_err_fetch() : NULL;
     Py_XDECREF(res);
@@ -681,15 +610,16 @@ maybe_pause_protocol(FLStream *t)
         return 0;
     }
     t->protocol_paused = 1;
-    PyObject *res = call_protocol(t, str_pause_writing, NULL);
+    PyObject *res = call_protocol(t, fl_state->str_pause_writing, NULL);
     if (res == NULL) {
         if (fl_is_fatal_error()) {
             return -1;
         }
         PyObject *exc = fl_err_fetch();
-        fl_report_error((PyObject *)t->loop, "protocol.pause_writing() failed",
-                        exc, str_transport, (PyObject *)t, str_protocol,
-                        t->protocol, NULL);
+        fl_loop_report_quietly((PyObject *)t->loop,
+                               "protocol.pause_writing() failed", exc,
+                               fl_state->str_transport, (PyObject *)t,
+                               fl_state->str_protocol, t->protocol, NULL);
         Py_DECREF(exc);
         return 0;
     }
@@ -704,15 +634,16 @@ maybe_resume_protocol(FLStream *t)
         return 0;
     }
     t->protocol_paused = 0;
-    PyObject *res = call_protocol(t, str_resume_writing, NULL);
+    PyObject *res = call_protocol(t, fl_state->str_resume_writing, NULL);
     if (res == NULL) {
         if (fl_is_fatal_error()) {
             return -1;
         }
         PyObject *exc = fl_err_fetch();
-        fl_report_error((PyObject *)t->loop,
-                        "protocol.resume_writing() failed", exc, str_transport,
-                        (PyObject *)t, str_protocol, t->protocol, NULL);
+        fl_loop_report_quietly((PyObject *)t->loop,
+                               "protocol.resume_writing() failed", exc,
+                               fl_state->str_transport, (PyObject *)t,
+                               fl_state->str_protocol, t->protocol, NULL);
         Py_DECREF(exc);
         return 0;
     }
@@ -729,7 +660,7 @@ on_eof(FLStream *t)
         log_debug(NULL, "%r received EOF", (PyObject *)t, NULL);
     }
     int entered = ctx_enter(t);
-    PyObject *res = call_protocol(t, str_eof_received, NULL);
+    PyObject *res = call_protocol(t, fl_state->str_eof_received, NULL);
     int keep_open = res ? PyObject_IsTrue(res) : -1;
     Py_XDECREF(res);
     ctx_exit(t, entered);
@@ -765,11 +696,12 @@ read_buffered(FLStream *t)
 {
     int entered = ctx_enter(t);
     /* fastloop's SSLProtocol: its C methods, without a method call. */
-    int tls = Py_TYPE(t->protocol) == fl_tls_protocol_type;
+    int tls = Py_TYPE(t->protocol) == fl_state->tls_protocol_type;
     PyObject *minus_one = PyLong_FromLong(-1);
-    PyObject *buf = minus_one == NULL ? NULL
-                    : tls ? fl_tls_get_buffer(t->protocol, minus_one)
-                          : call_protocol(t, str_get_buffer, minus_one);
+    PyObject *buf =
+        minus_one == NULL ? NULL
+        : tls             ? fl_tls_get_buffer(t->protocol, minus_one)
+              : call_protocol(t, fl_state->str_get_buffer, minus_one);
     Py_XDECREF(minus_one);
     Py_ssize_t size = buf ? PyObject_Size(buf) : -1;
     if (size == 0) {
@@ -808,12 +740,12 @@ read_buffered(FLStream *t)
     PyObject *nbytes = PyLong_FromSsize_t(n);
     PyObject *res = NULL;
     if (nbytes != NULL && tls && t->protocol != NULL &&
-        Py_TYPE(t->protocol) == fl_tls_protocol_type) {
+        Py_TYPE(t->protocol) == fl_state->tls_protocol_type) {
         PyObject *protocol = Py_NewRef(t->protocol);
         res = fl_tls_buffer_updated(protocol, nbytes);
         Py_DECREF(protocol);
     } else if (nbytes != NULL) {
-        res = call_protocol(t, str_buffer_updated, nbytes);
+        res = call_protocol(t, fl_state->str_buffer_updated, nbytes);
     }
     Py_XDECREF(nbytes);
     ctx_exit(t, entered);
@@ -849,11 +781,12 @@ medium_bytes(const char *buf, Py_ssize_t n, Py_ssize_t *cap)
     if (n < FL_SPARE_MEDIUM_MIN || n >= FL_LARGE_READ) {
         return PyBytes_FromStringAndSize(buf, n);
     }
-    PyObject *b = spare_medium;
-    if (b != NULL && n <= spare_medium_cap && n >= spare_medium_cap / 2) {
+    PyObject *b = fl_state->spare_medium;
+    if (b != NULL && n <= fl_state->spare_medium_cap &&
+        n >= fl_state->spare_medium_cap / 2) {
         assert(PyBytes_CheckExact(b) && Py_REFCNT(b) == 1);
-        spare_medium = NULL;
-        *cap = spare_medium_cap;
+        fl_state->spare_medium = NULL;
+        *cap = fl_state->spare_medium_cap;
         set_bytes_size(b, n);
         memcpy(PyBytes_AS_STRING(b), buf, (size_t)n);
         return b;
@@ -874,9 +807,9 @@ release_medium(PyObject *b, Py_ssize_t cap)
         Py_DECREF(b);
         return;
     }
-    PyObject *old = spare_medium;
-    spare_medium = b;
-    spare_medium_cap = cap;
+    PyObject *old = fl_state->spare_medium;
+    fl_state->spare_medium = b;
+    fl_state->spare_medium_cap = cap;
     /* A bytes object: freeing it runs no Python code. */
     Py_XDECREF(old);
 }
@@ -885,9 +818,9 @@ release_medium(PyObject *b, Py_ssize_t cap)
 static void
 release_spare(PyObject *b)
 {
-    if (Py_REFCNT(b) == 1 && spare_bytes == NULL) {
+    if (Py_REFCNT(b) == 1 && fl_state->spare_bytes == NULL) {
         set_bytes_size(b, FL_READ_SIZE);
-        spare_bytes = b;
+        fl_state->spare_bytes = b;
     } else {
         Py_DECREF(b);
     }
@@ -902,8 +835,8 @@ release_spare(PyObject *b)
 static int
 read_large(FLStream *t)
 {
-    PyObject *buf = spare_bytes;
-    spare_bytes = NULL;
+    PyObject *buf = fl_state->spare_bytes;
+    fl_state->spare_bytes = NULL;
     if (buf == NULL) {
         buf = PyBytes_FromStringAndSize(NULL, FL_READ_SIZE);
         if (buf == NULL) {
@@ -942,7 +875,7 @@ read_large(FLStream *t)
         }
     }
     int entered = ctx_enter(t);
-    PyObject *res = call_protocol(t, str_data_received, data);
+    PyObject *res = call_protocol(t, fl_state->str_data_received, data);
     ctx_exit(t, entered);
     if (Py_SIZE(data) >= FL_LARGE_READ) {
         release_spare(data);
@@ -1000,7 +933,7 @@ read_ready(PyObject *self, PyObject *Py_UNUSED(unused))
         return fatal_in_callback(t, "Fatal read error on socket transport");
     }
     int entered = ctx_enter(t);
-    PyObject *res = call_protocol(t, str_data_received, data);
+    PyObject *res = call_protocol(t, fl_state->str_data_received, data);
     ctx_exit(t, entered);
     release_medium(data, cap);
     if (res == NULL) {
@@ -1022,7 +955,8 @@ on_drained(FLStream *t)
         PyObject *waiter = Py_NewRef(t->empty_waiter);
         PyObject *args[2] = {waiter, Py_None};
         PyObject *res = PyObject_VectorcallMethod(
-            str_set_result, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            fl_state->str_set_result, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+            NULL);
         Py_DECREF(waiter);
         if (res == NULL) {
             return -1;
@@ -1061,8 +995,8 @@ flush(FLStream *t)
             PyObject *waiter = Py_NewRef(t->empty_waiter);
             PyObject *args[2] = {waiter, exc};
             PyObject *res = PyObject_VectorcallMethod(
-                str_set_exception, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                NULL);
+                fl_state->str_set_exception, args,
+                2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
             Py_DECREF(waiter);
             rc = res ? 0 : -1;
             Py_XDECREF(res);
@@ -1127,7 +1061,7 @@ static void
 count_lost_write(FLStream *t)
 {
     if (t->conn_lost >= log_threshold_connlost_writes) {
-        PyObject *res = PyObject_CallMethod(fl_state.logger, "warning", "s",
+        PyObject *res = PyObject_CallMethod(fl_state->logger, "warning", "s",
                                             "socket.send() raised exception.");
         if (res == NULL) {
             PyErr_WriteUnraisable((PyObject *)t);
@@ -1241,7 +1175,8 @@ stream_writelines(FLStream *t, PyObject *list_of_data)
     if (empty == NULL) {
         return NULL;
     }
-    PyObject *data = PyObject_CallMethodOneArg(empty, str_join, list_of_data);
+    PyObject *data =
+        PyObject_CallMethodOneArg(empty, fl_state->str_join, list_of_data);
     Py_DECREF(empty);
     if (data == NULL) {
         return NULL;
@@ -1522,7 +1457,8 @@ stream_get_protocol(FLStream *t, PyObject *Py_UNUSED(ignored))
 static int
 set_protocol_impl(FLStream *t, PyObject *protocol)
 {
-    int buffered = PyObject_IsInstance(protocol, buffered_protocol_type);
+    int buffered =
+        PyObject_IsInstance(protocol, fl_state->buffered_protocol_type);
     if (buffered < 0) {
         return -1;
     }
@@ -1614,15 +1550,15 @@ stream_make_empty_waiter(FLStream *t, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return NULL;
     }
-    PyObject *waiter =
-        PyObject_CallMethodNoArgs((PyObject *)t->loop, str_create_future);
+    PyObject *waiter = PyObject_CallMethodNoArgs((PyObject *)t->loop,
+                                                 fl_state->str_create_future);
     if (waiter == NULL) {
         return NULL;
     }
     Py_XSETREF(t->empty_waiter, Py_NewRef(waiter));
     if (t->wq_len == 0) {
-        PyObject *res =
-            PyObject_CallMethodOneArg(waiter, str_set_result, Py_None);
+        PyObject *res = PyObject_CallMethodOneArg(
+            waiter, fl_state->str_set_result, Py_None);
         if (res == NULL) {
             Py_DECREF(waiter);
             return NULL;
@@ -1830,17 +1766,17 @@ start_ready(PyObject *self, PyObject *bound_and_waiter)
         /* As asyncio's Handle reports it. */
         PyObject *exc = fl_err_fetch();
         PyObject *args = PyTuple_Pack(1, self);
-        PyObject *src =
-            args
-                ? PyObject_CallFunctionObjArgs(fl_state.format_callback_source,
-                                               connection_made, args, NULL)
-                : NULL;
+        PyObject *src = args ? PyObject_CallFunctionObjArgs(
+                                   fl_state->format_callback_source,
+                                   connection_made, args, NULL)
+                             : NULL;
         PyObject *msg =
             src ? PyUnicode_FromFormat("Exception in callback %U", src) : NULL;
         if (msg != NULL) {
-            fl_report_error(t->loop ? (PyObject *)t->loop : NULL,
-                            PyUnicode_AsUTF8(msg), exc, str_transport, self,
-                            str_protocol, t->protocol, NULL);
+            fl_loop_report_quietly(t->loop ? (PyObject *)t->loop : NULL,
+                                   PyUnicode_AsUTF8(msg), exc,
+                                   fl_state->str_transport, self,
+                                   fl_state->str_protocol, t->protocol, NULL);
         } else {
             PyErr_WriteUnraisable(self);
         }
@@ -1858,11 +1794,13 @@ start_ready(PyObject *self, PyObject *bound_and_waiter)
     }
     if (waiter != Py_None) {
         /* futures._set_result_unless_cancelled(waiter, None) */
-        PyObject *cancelled = PyObject_CallMethodNoArgs(waiter, str_cancelled);
+        PyObject *cancelled =
+            PyObject_CallMethodNoArgs(waiter, fl_state->str_cancelled);
         int is_cancelled = cancelled ? PyObject_IsTrue(cancelled) : -1;
         Py_XDECREF(cancelled);
         if (is_cancelled == 0) {
-            res = PyObject_CallMethodOneArg(waiter, str_set_result, Py_None);
+            res = PyObject_CallMethodOneArg(waiter, fl_state->str_set_result,
+                                            Py_None);
             is_cancelled = res ? 0 : -1;
             Py_XDECREF(res);
         }
@@ -1870,10 +1808,12 @@ start_ready(PyObject *self, PyObject *bound_and_waiter)
             if (fl_is_fatal_error()) {
                 return -1;
             }
-            fl_loop_report_exception(t->loop ? (PyObject *)t->loop : Py_None,
-                                     "Exception in callback "
-                                     "_set_result_unless_cancelled()",
-                                     NULL, NULL, NULL);
+            PyObject *exc = fl_err_fetch();
+            fl_loop_report_quietly(t->loop ? (PyObject *)t->loop : NULL,
+                                   "Exception in callback "
+                                   "_set_result_unless_cancelled()",
+                                   exc, NULL);
+            Py_XDECREF(exc);
         }
     }
     return 0;
@@ -1897,11 +1837,12 @@ static long
 sock_int_attr(PyObject *sock, int which)
 {
     PyObject *v;
-    if (PyObject_TypeCheck(sock, c_socket_type)) {
-        PyObject *d = socket_type_descr[which];
+    if (PyObject_TypeCheck(sock, fl_state->c_socket_type)) {
+        PyObject *d = fl_state->socket_type_descr[which];
         v = Py_TYPE(d)->tp_descr_get(d, sock, (PyObject *)Py_TYPE(sock));
     } else {
-        PyObject *names[3] = {str_family, str_type, str_proto};
+        PyObject *names[3] = {fl_state->str_family, fl_state->str_type,
+                              fl_state->str_proto};
         v = PyObject_GetAttr(sock, names[which]);
     }
     if (v == NULL) {
@@ -1944,7 +1885,8 @@ server_attach(PyObject *server, PyObject *t)
     size_t nargs = 1;
 #endif
     PyObject *res = PyObject_VectorcallMethod(
-        str_attach, args, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        fl_state->str_attach, args, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET,
+        NULL);
     if (res == NULL) {
         return -1;
     }
@@ -1994,25 +1936,29 @@ stream_setup(FLStream *t, FLLoop *loop, PyObject *sock, int fd,
         }
     }
     /* _SelectorTransport.__init__ */
-    PyObject *tsock = PyObject_CallOneArg(fl_transport_socket_type, sock);
-    if (tsock == NULL || PyObject_SetItem(dict, str_socket, tsock) < 0) {
+    PyObject *tsock =
+        PyObject_CallOneArg(fl_state->transport_socket_type, sock);
+    if (tsock == NULL ||
+        PyObject_SetItem(dict, fl_state->str_socket, tsock) < 0) {
         Py_XDECREF(tsock);
         return -1;
     }
     Py_DECREF(tsock);
-    PyObject *addr = sock_address(sock, str_getsockname);
-    if (addr == NULL || PyObject_SetItem(dict, str_sockname, addr) < 0) {
+    PyObject *addr = sock_address(sock, fl_state->str_getsockname);
+    if (addr == NULL ||
+        PyObject_SetItem(dict, fl_state->str_sockname, addr) < 0) {
         Py_XDECREF(addr);
         return -1;
     }
     Py_DECREF(addr);
-    int has_peer = PySequence_Contains(dict, str_peername);
+    int has_peer = PySequence_Contains(dict, fl_state->str_peername);
     if (has_peer < 0) {
         return -1;
     }
     if (!has_peer) {
-        addr = sock_address(sock, str_getpeername);
-        if (addr == NULL || PyObject_SetItem(dict, str_peername, addr) < 0) {
+        addr = sock_address(sock, fl_state->str_getpeername);
+        if (addr == NULL ||
+            PyObject_SetItem(dict, fl_state->str_peername, addr) < 0) {
             Py_XDECREF(addr);
             return -1;
         }
@@ -2020,7 +1966,8 @@ stream_setup(FLStream *t, FLLoop *loop, PyObject *sock, int fd,
     }
     Py_XSETREF(t->sock, Py_NewRef(sock));
     if (fd < 0) {
-        PyObject *fdobj = PyObject_CallMethodNoArgs(sock, str_fileno);
+        PyObject *fdobj =
+            PyObject_CallMethodNoArgs(sock, fl_state->str_fileno);
         long v = fdobj ? PyLong_AsLong(fdobj) : -1;
         Py_XDECREF(fdobj);
         if (v == -1 && PyErr_Occurred()) {
@@ -2043,7 +1990,8 @@ stream_setup(FLStream *t, FLLoop *loop, PyObject *sock, int fd,
         /* Attached: detached again if the rest fails (stream_unsetup). */
         Py_XSETREF(t->server, Py_NewRef(server));
     }
-    PyObject *transports = PyObject_GetAttr((PyObject *)loop, str_transports);
+    PyObject *transports =
+        PyObject_GetAttr((PyObject *)loop, fl_state->str_transports);
     PyObject *fdobj = transports ? PyLong_FromLong(fd) : NULL;
     int rc = fdobj ? PyObject_SetItem(transports, fdobj, (PyObject *)t) : -1;
     Py_XDECREF(fdobj);
@@ -2056,7 +2004,7 @@ stream_setup(FLStream *t, FLLoop *loop, PyObject *sock, int fd,
         return -1;
     }
     PyObject *connection_made =
-        PyObject_GetAttr(protocol, str_connection_made);
+        PyObject_GetAttr(protocol, fl_state->str_connection_made);
     if (connection_made == NULL) {
         return -1;
     }
@@ -2099,7 +2047,7 @@ fl_stream_new(FLLoop *loop, PyObject *sock, int fd, PyObject *protocol,
               PyObject *waiter, PyObject *extra, PyObject *server,
               PyObject *context)
 {
-    FLStream *t = stream_alloc(FLStream_Type);
+    FLStream *t = stream_alloc(fl_state->stream_type);
     if (t == NULL) {
         return NULL;
     }
@@ -2173,7 +2121,7 @@ stream_finalize(FLStream *t)
     }
     PyObject *sock = t->sock;
     t->sock = NULL;
-    call_quietly(sock, str_close, NULL);
+    call_quietly(sock, fl_state->str_close, NULL);
     Py_DECREF(sock);
 #if PY_VERSION_HEX >= 0x030D0000
     if (t->server != NULL) {
@@ -2300,62 +2248,23 @@ slot_offset(PyObject *type, const char *name)
     return ((PyMemberDescrObject *)d)->d_member->offset;
 }
 
-#define INTERN(var, text)                                                     \
-    do {                                                                      \
-        var = PyUnicode_InternFromString(text);                               \
-        if (var == NULL) {                                                    \
-            return -1;                                                        \
-        }                                                                     \
-    } while (0)
-
 int
 fl_stream_init(PyObject *module)
 {
-    INTERN(str_connection_made, "connection_made");
-    INTERN(str_data_received, "data_received");
-    INTERN(str_eof_received, "eof_received");
-    INTERN(str_connection_lost, "connection_lost");
-    INTERN(str_get_buffer, "get_buffer");
-    INTERN(str_buffer_updated, "buffer_updated");
-    INTERN(str_pause_writing, "pause_writing");
-    INTERN(str_resume_writing, "resume_writing");
-    INTERN(str_close, "close");
-    INTERN(str_fileno, "fileno");
-    INTERN(str_getsockname, "getsockname");
-    INTERN(str_getpeername, "getpeername");
-    INTERN(str_socket, "socket");
-    INTERN(str_sockname, "sockname");
-    INTERN(str_peername, "peername");
-    INTERN(str_attach, "_attach");
-    INTERN(str_detach, "_detach");
-    INTERN(str_transports, "_transports");
-    INTERN(str_debug, "debug");
-    INTERN(str_exc_info, "exc_info");
-    INTERN(str_set_result, "set_result");
-    INTERN(str_set_exception, "set_exception");
-    INTERN(str_cancelled, "cancelled");
-    INTERN(str_done, "done");
-    INTERN(str_create_future, "create_future");
-    INTERN(str_transport, "transport");
-    INTERN(str_protocol, "protocol");
-    INTERN(str_family, "family");
-    INTERN(str_type, "type");
-    INTERN(str_proto, "proto");
-    INTERN(str_join, "join");
-    INTERN(connection_closed_msg, "Connection is closed by peer");
 
-    buffered_protocol_type =
+    fl_state->buffered_protocol_type =
         import_attr("asyncio.protocols", "BufferedProtocol");
-    fl_transport_socket_type =
+    fl_state->transport_socket_type =
         import_attr("asyncio.trsock", "TransportSocket");
     PyObject *mode = import_attr("asyncio.constants", "_SendfileMode");
-    sendfile_try_native =
+    fl_state->sendfile_try_native =
         mode ? PyObject_GetAttrString(mode, "TRY_NATIVE") : NULL;
     Py_XDECREF(mode);
     PyObject *threshold =
         import_attr("asyncio.constants", "LOG_THRESHOLD_FOR_CONNLOST_WRITES");
-    if (buffered_protocol_type == NULL || fl_transport_socket_type == NULL ||
-        sendfile_try_native == NULL || threshold == NULL) {
+    if (fl_state->buffered_protocol_type == NULL ||
+        fl_state->transport_socket_type == NULL ||
+        fl_state->sendfile_try_native == NULL || threshold == NULL) {
         Py_XDECREF(threshold);
         return -1;
     }
@@ -2364,21 +2273,21 @@ fl_stream_init(PyObject *module)
     if (log_threshold_connlost_writes == -1 && PyErr_Occurred()) {
         return -1;
     }
-    c_socket_type = (PyTypeObject *)import_attr("_socket", "socket");
-    if (c_socket_type == NULL) {
+    fl_state->c_socket_type = (PyTypeObject *)import_attr("_socket", "socket");
+    if (fl_state->c_socket_type == NULL) {
         return -1;
     }
     const char *int_attrs[3] = {"family", "type", "proto"};
     for (int i = 0; i < 3; i++) {
-        PyObject *d =
-            PyDict_GetItemString(c_socket_type->tp_dict, int_attrs[i]);
+        PyObject *d = PyDict_GetItemString(fl_state->c_socket_type->tp_dict,
+                                           int_attrs[i]);
         if (d == NULL || Py_TYPE(d)->tp_descr_get == NULL) {
             PyErr_Format(PyExc_ImportError,
                          "fastloop: _socket.socket.%s is not a descriptor",
                          int_attrs[i]);
             return -1;
         }
-        socket_type_descr[i] = Py_NewRef(d);
+        fl_state->socket_type_descr[i] = Py_NewRef(d);
     }
 
     /* The base: asyncio's _FlowControlMixin, whose instances are its
@@ -2415,24 +2324,24 @@ fl_stream_init(PyObject *module)
     if (bases == NULL) {
         return -1;
     }
-    FLStream_Type =
+    fl_state->stream_type =
         (PyTypeObject *)PyType_FromModuleAndSpec(module, &stream_spec, bases);
     Py_DECREF(bases);
-    if (FLStream_Type == NULL) {
+    if (fl_state->stream_type == NULL) {
         return -1;
     }
-    PyObject *dict = FLStream_Type->tp_dict;
+    PyObject *dict = fl_state->stream_type->tp_dict;
     PyObject *max_size = PyLong_FromLong(FL_READ_SIZE);
     if (max_size == NULL ||
         PyDict_SetItemString(dict, "max_size", max_size) < 0 ||
         PyDict_SetItemString(dict, "_start_tls_compatible", Py_True) < 0 ||
         PyDict_SetItemString(dict, "_sendfile_compatible",
-                             sendfile_try_native) < 0) {
+                             fl_state->sendfile_try_native) < 0) {
         Py_XDECREF(max_size);
         return -1;
     }
     Py_DECREF(max_size);
-    PyType_Modified(FLStream_Type);
+    PyType_Modified(fl_state->stream_type);
     return PyModule_AddObjectRef(module, "SocketTransport",
-                                 (PyObject *)FLStream_Type);
+                                 (PyObject *)fl_state->stream_type);
 }

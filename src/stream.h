@@ -13,7 +13,6 @@
 #include "loop.h"
 
 /* The type, made at module init from a spec over _FlowControlMixin. */
-extern PyTypeObject *FLStream_Type;
 
 /* A new transport for the connected socket `sock` (whose fd is `fd`), as
  * asyncio's _SelectorSocketTransport(loop, sock, protocol, waiter, extra,
@@ -27,24 +26,14 @@ PyObject *fl_stream_new(FLLoop *loop, PyObject *sock, int fd,
                         PyObject *protocol, PyObject *waiter, PyObject *extra,
                         PyObject *server, PyObject *context);
 
-/* Reports `exc` through loop.call_exception_handler() with `message` and
- * any number of (key, value) pairs (NULL-terminated, value NULL skipped).
- * Never fails: errors inside are written as unraisable. */
-void fl_report_error(PyObject *loop, const char *message, PyObject *exc, ...);
-
-/* SystemExit or KeyboardInterrupt is set: what leaves the loop. */
-int fl_is_fatal_error(void);
-
 /* transport.write(data) of a SocketTransport (tls.c's ciphertext). */
 PyObject *fl_stream_write(PyObject *transport, PyObject *data);
 
 /* tls.c: fastloop's SSLProtocol subclass (set by fastloop._sslproto), and
  * its get_buffer/buffer_updated, which the transport calls directly. */
-extern PyTypeObject *fl_tls_protocol_type;
 PyObject *fl_tls_get_buffer(PyObject *protocol, PyObject *sizehint);
 PyObject *fl_tls_buffer_updated(PyObject *protocol, PyObject *nbytes);
 
 /* Shared with server.c. */
-extern PyObject *fl_transport_socket_type; /* asyncio.trsock.TransportSocket */
 
 #endif /* FL_STREAM_H */

@@ -12,7 +12,6 @@
  * goes through the public methods exactly as asyncio's Task does.
  */
 #include "task.h"
-#include "loop.h"
 
 static unsigned long long task_name_counter;
 
@@ -77,9 +76,9 @@ init_base_mirror(void)
     const Py_ssize_t size = -1, coro = 0, context = 0, name = 0, is_task = 0,
                      node = 0, future_size = 0;
 #endif
-    if (fl_asyncio_task_type->tp_basicsize == size &&
+    if (fl_state->asyncio_task_type->tp_basicsize == size &&
         (future_size == 0 ||
-         fl_asyncio_future_type->tp_basicsize == future_size)) {
+         fl_state->asyncio_future_type->tp_basicsize == future_size)) {
         base_coro_offset = coro;
         base_context_offset = context;
         base_name_offset = name;
@@ -140,7 +139,7 @@ static int
 enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
 {
     (void)fl;
-    return call_registry(fl_fstate.enter_task, loop, (PyObject *)task);
+    return call_registry(fl_state->enter_task, loop, (PyObject *)task);
 }
 
 static int
@@ -148,11 +147,11 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
 {
     (void)fl;
     (void)may_defer;
-    return call_registry(fl_fstate.leave_task, loop, (PyObject *)task);
+    return call_registry(fl_state->leave_task, loop, (PyObject *)task);
 }
 
-int
-fl_task_hide_left_task(FLLoop *fl)
+static int
+task_hide_left_task(FLLoop *fl)
 {
     /* Steps never leave their task behind on 3.14+. */
     assert(fl->task_left_in_dict == FL_LEFT_NOTHING);
@@ -167,7 +166,7 @@ fl_task_hide_left_task(FLLoop *fl)
 static void
 unregister_task(FLTask *task)
 {
-    if (call_registry(fl_fstate.unregister_task, (PyObject *)task, NULL) < 0) {
+    if (call_registry(fl_state->unregister_task, (PyObject *)task, NULL) < 0) {
         PyErr_WriteUnraisable((PyObject *)task);
     }
 }
@@ -177,13 +176,13 @@ unregister_task(FLTask *task)
 static inline int
 awaited_by_add(PyObject *fut, FLTask *task)
 {
-    return call_registry(fl_fstate.add_to_awaited_by, fut, (PyObject *)task);
+    return call_registry(fl_state->add_to_awaited_by, fut, (PyObject *)task);
 }
 
 static inline int
 awaited_by_discard(PyObject *fut, FLTask *task)
 {
-    return call_registry(fl_fstate.discard_from_awaited_by, fut,
+    return call_registry(fl_state->discard_from_awaited_by, fut,
                          (PyObject *)task);
 }
 #else /* 3.11-3.13: asyncio.tasks._current_tasks, a dict */
@@ -215,10 +214,10 @@ static PyObject *
 current_tasks_get(PyObject *loop, Py_hash_t hash)
 {
 #if PY_VERSION_HEX < 0x030E0000
-    return _PyDict_GetItem_KnownHash(fl_fstate.current_tasks, loop, hash);
+    return _PyDict_GetItem_KnownHash(fl_state->current_tasks, loop, hash);
 #else
     (void)hash;
-    return PyDict_GetItemWithError(fl_fstate.current_tasks, loop);
+    return PyDict_GetItemWithError(fl_state->current_tasks, loop);
 #endif
 }
 
@@ -226,11 +225,11 @@ static int
 current_tasks_set(PyObject *loop, Py_hash_t hash, PyObject *task)
 {
 #if PY_VERSION_HEX < 0x030D0000
-    return _PyDict_SetItem_KnownHash(fl_fstate.current_tasks, loop, task,
+    return _PyDict_SetItem_KnownHash(fl_state->current_tasks, loop, task,
                                      hash);
 #else
     (void)hash;
-    return PyDict_SetItem(fl_fstate.current_tasks, loop, task);
+    return PyDict_SetItem(fl_state->current_tasks, loop, task);
 #endif
 }
 
@@ -244,7 +243,7 @@ remember_current_tasks_version(FLLoop *fl)
 #if PY_VERSION_HEX < 0x030C0000
     if (fl != NULL) {
         fl->current_tasks_version =
-            ((PyDictObject *)fl_fstate.current_tasks)->ma_version_tag;
+            ((PyDictObject *)fl_state->current_tasks)->ma_version_tag;
     }
 #else
     (void)fl;
@@ -257,7 +256,7 @@ current_tasks_unchanged(FLLoop *fl)
 #if PY_VERSION_HEX < 0x030C0000
     return fl != NULL &&
            fl->current_tasks_version ==
-               ((PyDictObject *)fl_fstate.current_tasks)->ma_version_tag;
+               ((PyDictObject *)fl_state->current_tasks)->ma_version_tag;
 #else
     (void)fl;
     return 0;
@@ -327,11 +326,11 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
         fl->task_left_in_dict = FL_LEFT_TASK;
         return 0;
     }
-    return PyDict_DelItem(fl_fstate.current_tasks, loop);
+    return PyDict_DelItem(fl_state->current_tasks, loop);
 }
 
-int
-fl_task_hide_left_task(FLLoop *fl)
+static int
+task_hide_left_task(FLLoop *fl)
 {
     assert(fl->task_left_in_dict == FL_LEFT_TASK && fl->hash != 0);
     fl->task_left_in_dict = FL_LEFT_NONE;
@@ -359,13 +358,6 @@ fl_task_hide_left_task(FLLoop *fl)
 #define REGISTRY_NAME "_all_tasks"
 #endif
 
-static struct {
-    int state;        /* 0: not set up; 1: fast path; -1: _register_task */
-    PyObject *set;    /* the WeakSet */
-    PyObject *remove; /* the weak references' callback (registry_remove) */
-    PyObject *str_data, *str_pending, *str_commit, *str_iterating;
-} registry;
-
 /* The WeakSet's instance attribute `name` (a new reference), read from its
  * __dict__: a third of the cost of PyObject_GetAttr.  NULL with an
  * exception set on failure. */
@@ -377,7 +369,7 @@ registry_attr(PyObject *dict, PyObject *name)
         return Py_NewRef(value);
     }
     if (!PyErr_Occurred()) {
-        value = PyObject_GetAttr(registry.set, name);
+        value = PyObject_GetAttr(fl_state->registry_set, name);
     }
     return value;
 }
@@ -391,13 +383,13 @@ registry_remove(PyObject *set, PyObject *item)
     if (dict == NULL) {
         return NULL;
     }
-    PyObject *iterating = registry_attr(dict, registry.str_iterating);
+    PyObject *iterating = registry_attr(dict, fl_state->str_iterating);
     int busy = iterating == NULL ? -1 : PyObject_IsTrue(iterating);
     Py_XDECREF(iterating);
-    PyObject *target = busy < 0
-                           ? NULL
-                           : registry_attr(dict, busy ? registry.str_pending
-                                                      : registry.str_data);
+    PyObject *target =
+        busy < 0 ? NULL
+                 : registry_attr(dict, busy ? fl_state->str_pending_removals
+                                            : fl_state->str_weakset_data);
     Py_DECREF(dict);
     if (target == NULL) {
         return NULL;
@@ -428,7 +420,7 @@ static PyMethodDef registry_remove_def = {"_remove", registry_remove, METH_O,
 static int
 registry_setup(void)
 {
-    registry.state = -1;
+    fl_state->registry_state = -1;
     PyObject *mod = PyImport_ImportModule("_asyncio");
     if (mod == NULL) {
         return -1;
@@ -441,7 +433,7 @@ registry_setup(void)
         PyErr_Clear();
         return 0;
     }
-    int usable = fn == fl_fstate.register_task;
+    int usable = fn == fl_state->register_task;
     Py_DECREF(fn);
     PyObject *weakset = NULL;
     if (usable) {
@@ -456,22 +448,13 @@ registry_setup(void)
         Py_DECREF(weakset);
     }
     if (usable) {
-        registry.str_data = PyUnicode_InternFromString("data");
-        registry.str_pending = PyUnicode_InternFromString("_pending_removals");
-        registry.str_commit = PyUnicode_InternFromString("_commit_removals");
-        registry.str_iterating = PyUnicode_InternFromString("_iterating");
-        if (registry.str_data == NULL || registry.str_pending == NULL ||
-            registry.str_commit == NULL || registry.str_iterating == NULL) {
+        fl_state->registry_remove = PyCFunction_New(&registry_remove_def, set);
+        if (fl_state->registry_remove == NULL) {
             Py_DECREF(set);
             return -1;
         }
-        registry.remove = PyCFunction_New(&registry_remove_def, set);
-        if (registry.remove == NULL) {
-            Py_DECREF(set);
-            return -1;
-        }
-        registry.set = set; /* the callback holds it too */
-        registry.state = 1;
+        fl_state->registry_set = set; /* the callback holds it too */
+        fl_state->registry_state = 1;
         return 0;
     }
     Py_DECREF(set);
@@ -482,18 +465,19 @@ registry_setup(void)
 static int
 registry_add(PyObject *task)
 {
-    PyObject *set = registry.set;
+    PyObject *set = fl_state->registry_set;
     PyObject *dict = PyObject_GenericGetDict(set, NULL);
     if (dict == NULL) {
         return -1;
     }
-    PyObject *pending = registry_attr(dict, registry.str_pending);
+    PyObject *pending = registry_attr(dict, fl_state->str_pending_removals);
     int commit = pending == NULL ? -1 : PyObject_IsTrue(pending);
     Py_XDECREF(pending);
     if (commit > 0) {
         /* Python code: the dict is fetched again after it. */
         Py_DECREF(dict);
-        PyObject *res = PyObject_CallMethodNoArgs(set, registry.str_commit);
+        PyObject *res =
+            PyObject_CallMethodNoArgs(set, fl_state->str_commit_removals);
         if (res == NULL) {
             return -1;
         }
@@ -504,12 +488,12 @@ registry_add(PyObject *task)
         }
     }
     PyObject *data =
-        commit < 0 ? NULL : registry_attr(dict, registry.str_data);
+        commit < 0 ? NULL : registry_attr(dict, fl_state->str_weakset_data);
     Py_DECREF(dict);
     if (data == NULL) {
         return -1;
     }
-    PyObject *ref = PyWeakref_NewRef(task, registry.remove);
+    PyObject *ref = PyWeakref_NewRef(task, fl_state->registry_remove);
     int rc = -1;
     if (ref != NULL && PySet_CheckExact(data)) {
         rc = PySet_Add(data, ref);
@@ -528,14 +512,14 @@ static int
 register_task(PyObject *task)
 {
 #if !FL_CURRENT_TASK_ON_TSTATE
-    if (registry.state == 0 && registry_setup() < 0) {
+    if (fl_state->registry_state == 0 && registry_setup() < 0) {
         return -1;
     }
-    if (registry.state > 0) {
+    if (fl_state->registry_state > 0) {
         return registry_add(task);
     }
 #endif
-    PyObject *res = PyObject_CallOneArg(fl_fstate.register_task, task);
+    PyObject *res = PyObject_CallOneArg(fl_state->register_task, task);
     if (res == NULL) {
         return -1;
     }
@@ -571,8 +555,8 @@ run_in_task_context(PyObject *task, PyObject *arg,
     }
     int rc = action((FLTask *)task, arg);
     if (rc < 0) {
-        rc = fl_report_callback_error(((FLTask *)task)->fut.loop, NULL, NULL,
-                                      NULL, what);
+        rc = fl_loop_report_callback_error(((FLTask *)task)->fut.loop, NULL,
+                                           NULL, NULL, what);
     }
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     if (PyContext_Exit(ctx) < 0) {
@@ -583,14 +567,14 @@ run_in_task_context(PyObject *task, PyObject *arg,
     return rc;
 }
 
-int
-fl_task_step_ready(PyObject *task, PyObject *exc)
+static int
+task_step_ready(PyObject *task, PyObject *exc)
 {
     return run_in_task_context(task, exc, task_step, "Task.__step()");
 }
 
-int
-fl_task_wakeup_ready(PyObject *task, PyObject *fut)
+static int
+task_wakeup_ready(PyObject *task, PyObject *fut)
 {
     return run_in_task_context(task, fut, task_wakeup, "Task.__wakeup()");
 }
@@ -604,7 +588,7 @@ task_call_step_soon(FLTask *task, PyObject *exc)
         if (fl_loop_check_schedulable((FLLoop *)loop) < 0) {
             return -1;
         }
-        return fl_loop_enqueue((FLLoop *)loop, fl_task_step_ready,
+        return fl_loop_enqueue((FLLoop *)loop, task_step_ready,
                                (PyObject *)task, exc);
     }
     PyObject *meth = PyCFunction_New(&step_def, (PyObject *)task);
@@ -638,15 +622,15 @@ task_step_soon_with_error(FLTask *task, const char *fmt, ...)
     return rc;
 }
 
-int
-fl_task_schedule_wakeup(PyObject *task, FLFuture *fut)
+static int
+task_schedule_wakeup(PyObject *task, FLFuture *fut)
 {
     assert(FLTask_Check(task) && fut->state != FL_PENDING);
     if (fut->fast_loop) {
         if (fl_loop_check_schedulable((FLLoop *)fut->loop) < 0) {
             return -1;
         }
-        return fl_loop_enqueue((FLLoop *)fut->loop, fl_task_wakeup_ready, task,
+        return fl_loop_enqueue((FLLoop *)fut->loop, task_wakeup_ready, task,
                                (PyObject *)fut);
     }
     PyObject *meth = PyCFunction_New(&wakeup_def, task);
@@ -659,8 +643,8 @@ fl_task_schedule_wakeup(PyObject *task, FLFuture *fut)
     return rc;
 }
 
-PyObject *
-fl_task_waiter_entry(PyObject *task)
+static PyObject *
+task_waiter_entry(PyObject *task)
 {
     PyObject *meth = PyCFunction_New(&wakeup_def, task);
     if (meth == NULL) {
@@ -683,7 +667,7 @@ get_future_loop(PyObject *fut)
         return Py_NewRef(loop ? loop : Py_None);
     }
     PyObject *get_loop;
-    if (fl_get_optional_attr(fut, fl_fstate.str_get_loop, &get_loop) < 0) {
+    if (fl_get_optional_attr(fut, fl_state->str_get_loop, &get_loop) < 0) {
         return NULL;
     }
     if (get_loop != NULL) {
@@ -691,7 +675,7 @@ get_future_loop(PyObject *fut)
         Py_DECREF(get_loop);
         return loop;
     }
-    return PyObject_GetAttr(fut, fl_fstate.str_loop);
+    return PyObject_GetAttr(fut, fl_state->str_loop);
 }
 
 /* Cancel a future the task waits on; 1 if it was cancelled. */
@@ -706,8 +690,8 @@ cancel_future(PyObject *fut, PyObject *msg)
     }
     PyObject *args[2] = {fut, msg};
     PyObject *res = PyObject_VectorcallMethod(
-        fl_fstate.str_cancel, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-        fl_fstate.kw_msg);
+        fl_state->str_cancel, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+        fl_state->kw_msg);
     if (res == NULL) {
         return -1;
     }
@@ -774,7 +758,7 @@ task_handle_yield(FLTask *task, PyObject *result)
     }
 
     PyObject *blocking;
-    if (fl_get_optional_attr(result, fl_fstate.str_blocking, &blocking) < 0) {
+    if (fl_get_optional_attr(result, fl_state->str_blocking, &blocking) < 0) {
         Py_DECREF(result);
         return -1;
     }
@@ -801,15 +785,15 @@ task_handle_yield(FLTask *task, PyObject *result)
                 task, "Task cannot await on itself: %R", self);
         } else {
             rc = -1;
-            if (PyObject_SetAttr(result, fl_fstate.str_blocking, Py_False) ==
+            if (PyObject_SetAttr(result, fl_state->str_blocking, Py_False) ==
                 0) {
                 PyObject *meth = PyCFunction_New(&wakeup_def, self);
                 if (meth != NULL) {
                     PyObject *args[3] = {result, meth, task->context};
                     PyObject *res = PyObject_VectorcallMethod(
-                        fl_fstate.str_add_done_callback, args,
+                        fl_state->str_add_done_callback, args,
                         2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                        fl_fstate.kw_context);
+                        fl_state->kw_context);
                     Py_DECREF(meth);
                     if (res != NULL) {
                         Py_DECREF(res);
@@ -891,7 +875,7 @@ task_step_run(FLTask *task, PyObject *exc)
     if (exc == NULL) {
         rc = PyIter_Send(coro, Py_None, &result);
     } else {
-        result = PyObject_CallMethodOneArg(coro, fl_fstate.str_throw, exc);
+        result = PyObject_CallMethodOneArg(coro, fl_state->str_throw, exc);
         if (result != NULL) {
             rc = PYGEN_NEXT;
         } else if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
@@ -922,7 +906,7 @@ task_step_run(FLTask *task, PyObject *exc)
                             "coroutine failed without an exception");
             return -1;
         }
-        if (PyErr_GivenExceptionMatches(err, fl_fstate.CancelledError)) {
+        if (PyErr_GivenExceptionMatches(err, fl_state->CancelledError)) {
             /* Save the original exception so we can chain it later. */
             Py_XSETREF(task->fut.cancelled_exc, err);
             return fl_future_cancel(&task->fut, NULL) < 0 ? -1 : 0;
@@ -950,7 +934,7 @@ task_step(FLTask *task, PyObject *exc)
             fl_loop_flush_current_task((FLLoop *)task->fut.loop) < 0) {
             return -1;
         }
-        PyErr_Format(fl_fstate.InvalidStateError,
+        PyErr_Format(fl_state->InvalidStateError,
                      "_step(): already done: %R, %R", (PyObject *)task,
                      exc ? exc : Py_None);
         return -1;
@@ -966,7 +950,7 @@ task_step(FLTask *task, PyObject *exc)
     PyObject *own_exc = NULL;
     if (task->must_cancel) {
         if (exc == NULL ||
-            !PyErr_GivenExceptionMatches(exc, fl_fstate.CancelledError)) {
+            !PyErr_GivenExceptionMatches(exc, fl_state->CancelledError)) {
             /* Allocating may run the garbage collector (and __del__s):
              * not with the previous step's task still current. */
             if (fl != NULL && fl_loop_hide_left_task(fl) < 0) {
@@ -1043,7 +1027,7 @@ task_wakeup(FLTask *task, PyObject *fut)
             return task_step(task, NULL);
         }
     } else {
-        PyObject *res = PyObject_CallMethodNoArgs(fut, fl_fstate.str_result);
+        PyObject *res = PyObject_CallMethodNoArgs(fut, fl_state->str_result);
         if (res != NULL) {
             Py_DECREF(res);
             return task_step(task, NULL);
@@ -1088,7 +1072,7 @@ loop_is_running(PyObject *loop)
     if (fl_loop_is_fast(loop)) {
         return ((FLLoop *)loop)->running;
     }
-    PyObject *res = PyObject_CallMethodNoArgs(loop, fl_fstate.str_is_running);
+    PyObject *res = PyObject_CallMethodNoArgs(loop, fl_state->str_is_running);
     if (res == NULL) {
         return -1;
     }
@@ -1126,16 +1110,16 @@ task_eager_start(FLTask *task)
     PyObject *loop = Py_NewRef(task->fut.loop);
     PyObject *swap[2] = {loop, self};
     PyObject *prev =
-        PyObject_Vectorcall(fl_fstate.swap_current_task, swap, 2, NULL);
+        PyObject_Vectorcall(fl_state->swap_current_task, swap, 2, NULL);
     if (prev == NULL) {
         Py_DECREF(loop);
         return -1;
     }
-    int rc = call_registry(fl_fstate.register_eager_task, self, NULL);
+    int rc = call_registry(fl_state->register_eager_task, self, NULL);
     if (rc == 0) {
         rc = task_step_run_in_context(task);
         PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
-        if (call_registry(fl_fstate.unregister_eager_task, self, NULL) < 0) {
+        if (call_registry(fl_state->unregister_eager_task, self, NULL) < 0) {
             if (err != NULL) {
                 PyErr_WriteUnraisable(self);
             } else {
@@ -1149,7 +1133,7 @@ task_eager_start(FLTask *task)
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     swap[1] = prev;
     PyObject *cur =
-        PyObject_Vectorcall(fl_fstate.swap_current_task, swap, 2, NULL);
+        PyObject_Vectorcall(fl_state->swap_current_task, swap, 2, NULL);
     if (cur == NULL) {
         if (err != NULL) {
             PyErr_WriteUnraisable(self);
@@ -1190,11 +1174,11 @@ task_eager_start(FLTask *task)
         Py_DECREF(loop);
         return -1;
     }
-    int rc = PySet_Add(fl_fstate.eager_tasks, self);
+    int rc = PySet_Add(fl_state->eager_tasks, self);
     if (rc == 0) {
         rc = task_step_run_in_context(task);
         PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
-        if (PySet_Discard(fl_fstate.eager_tasks, self) < 0) {
+        if (PySet_Discard(fl_state->eager_tasks, self) < 0) {
             PyErr_WriteUnraisable(self);
         }
         fl_err_restore(err);
@@ -1202,7 +1186,7 @@ task_eager_start(FLTask *task)
     /* Swap the previous current task back. */
     PyObject *err = rc < 0 ? fl_err_fetch() : NULL;
     int r2 = prev ? current_tasks_set(loop, hash, prev)
-                  : PyDict_DelItem(fl_fstate.current_tasks, loop);
+                  : PyDict_DelItem(fl_state->current_tasks, loop);
     if (r2 < 0) {
         if (err != NULL) {
             PyErr_WriteUnraisable(self);
@@ -1233,7 +1217,7 @@ task_init_impl(FLTask *task, PyObject *coro, PyObject *loop, PyObject *name,
     }
     int is_coro = PyCoro_CheckExact(coro);
     if (!is_coro) {
-        PyObject *res = PyObject_CallOneArg(fl_state.iscoroutine, coro);
+        PyObject *res = PyObject_CallOneArg(fl_state->iscoroutine, coro);
         if (res == NULL) {
             return -1;
         }
@@ -1352,11 +1336,11 @@ task_alloc(void)
 {
     if (task_freelist_len > 0) {
         FLTask *task = task_freelist[--task_freelist_len];
-        (void)PyObject_Init((PyObject *)task, fl_task_type);
+        (void)PyObject_Init((PyObject *)task, fl_state->task_type);
         PyObject_GC_Track(task);
         return task;
     }
-    return (FLTask *)fl_task_type->tp_alloc(fl_task_type, 0);
+    return (FLTask *)fl_state->task_type->tp_alloc(fl_state->task_type, 0);
 }
 
 PyObject *
@@ -1474,7 +1458,7 @@ loop_create_task(PyObject *loop, PyObject *const *args, size_t nargsf,
         for (Py_ssize_t i = 0; i < nkw; i++) {
             call_args[2 + i] = args[1 + i];
         }
-        PyObject *task = PyObject_Vectorcall(fl_fstate.base_create_task,
+        PyObject *task = PyObject_Vectorcall(fl_state->base_create_task,
                                              call_args, 2, kwnames);
         if (call_args != small) {
             PyMem_Free(call_args);
@@ -1519,10 +1503,12 @@ loop_create_task(PyObject *loop, PyObject *const *args, size_t nargsf,
     return fl_task_new(loop, args[0], name, context, eager_start);
 }
 
-static PyMethodDef loop_create_task_def = {
-    "create_task", (PyCFunction)(void (*)(void))loop_create_task,
-    METH_FASTCALL | METH_KEYWORDS,
-    "Schedule a coroutine as a fastloop.Task (or the task factory's)."};
+PyMethodDef fl_task_loop_methods[] = {
+    {"create_task", (PyCFunction)(void (*)(void))loop_create_task,
+     METH_FASTCALL | METH_KEYWORDS,
+     "Schedule a coroutine as a fastloop.Task (or the task factory's)."},
+    {NULL, NULL, 0, NULL},
+};
 
 /* ------------------------------------------------------------------ */
 /* Methods                                                             */
@@ -1643,7 +1629,7 @@ Task_get_stack(PyObject *task, PyObject *args, PyObject *kwds)
                                      &limit)) {
         return NULL;
     }
-    return PyObject_CallFunctionObjArgs(fl_fstate.task_get_stack, task, limit,
+    return PyObject_CallFunctionObjArgs(fl_state->task_get_stack, task, limit,
                                         NULL);
 }
 
@@ -1656,7 +1642,7 @@ Task_print_stack(PyObject *task, PyObject *args, PyObject *kwds)
                                      &limit, &file)) {
         return NULL;
     }
-    return PyObject_CallFunctionObjArgs(fl_fstate.task_print_stack, task,
+    return PyObject_CallFunctionObjArgs(fl_state->task_print_stack, task,
                                         limit, file, NULL);
 }
 
@@ -1684,7 +1670,7 @@ task_repr(PyObject *task)
                         "Future object is not initialized.");
         return NULL;
     }
-    return PyObject_CallOneArg(fl_fstate.task_repr, task);
+    return PyObject_CallOneArg(fl_state->task_repr, task);
 }
 
 static PyMethodDef Task_methods[] = {
@@ -1781,7 +1767,8 @@ Task_traverse(FLTask *task, visitproc visit, void *arg)
     Py_VISIT(task->context);
     Py_VISIT(task->fut_waiter);
     Py_VISIT(task->name);
-    return fl_future_traverse(&task->fut, visit, arg, fl_asyncio_task_type);
+    return fl_future_traverse(&task->fut, visit, arg,
+                              fl_state->asyncio_task_type);
 }
 
 static int
@@ -1791,7 +1778,7 @@ Task_clear(FLTask *task)
     Py_CLEAR(task->context);
     Py_CLEAR(task->fut_waiter);
     Py_CLEAR(task->name);
-    return fl_future_clear(&task->fut, fl_asyncio_task_type);
+    return fl_future_clear(&task->fut, fl_state->asyncio_task_type);
 }
 
 /* "Task was destroyed but it is pending!", as asyncio's Task.__del__. */
@@ -1805,15 +1792,15 @@ Task_finalize(FLTask *task)
         PyObject *message =
             PyUnicode_FromString("Task was destroyed but it is pending!");
         if (context == NULL || message == NULL ||
-            PyDict_SetItem(context, fl_fstate.str_task, (PyObject *)task) <
+            PyDict_SetItem(context, fl_state->str_task, (PyObject *)task) <
                 0 ||
-            PyDict_SetItem(context, fl_state.str_message, message) < 0 ||
+            PyDict_SetItem(context, fl_state->str_message, message) < 0 ||
             (task->fut.source_tb != NULL &&
-             PyDict_SetItem(context, fl_state.str_source_traceback,
+             PyDict_SetItem(context, fl_state->str_source_traceback,
                             task->fut.source_tb) < 0)) {
             PyErr_WriteUnraisable((PyObject *)task);
         } else {
-            if (fl_call_exception_handler(task->fut.loop, context) < 0) {
+            if (fl_loop_call_exception_handler(task->fut.loop, context) < 0) {
                 PyErr_WriteUnraisable((PyObject *)task);
             }
         }
@@ -1856,7 +1843,7 @@ Task_dealloc(FLTask *task)
             PyObject *saved = fl_err_fetch();
             PyObject *arg = (PyObject *)task;
             PyObject *res =
-                PyObject_Vectorcall(fl_fstate.unregister_task, &arg, 1, NULL);
+                PyObject_Vectorcall(fl_state->unregister_task, &arg, 1, NULL);
             Py_XDECREF(res);
             PyErr_Clear();
             fl_err_restore(saved);
@@ -1866,7 +1853,7 @@ Task_dealloc(FLTask *task)
     if (!fl_future_dealloc_begin(&task->fut, (inquiry)Task_clear, finalize)) {
         return;
     }
-    if (tp == fl_task_type && task_freelist_len < FL_TASK_FREELIST &&
+    if (tp == fl_state->task_type && task_freelist_len < FL_TASK_FREELIST &&
         !PyObject_GC_IsFinalized((PyObject *)task)) {
         /* Kept for task_alloc, which takes the type reference back. */
         task->name_id = 0;
@@ -1923,6 +1910,12 @@ set_slot(PyType_Slot *slots, int id, void *value)
 int
 fl_task_init(PyObject *module)
 {
+    /* The layers below reach tasks only through these. */
+    fl_loop_task.step = task_step_ready;
+    fl_loop_task.wakeup = task_wakeup_ready;
+    fl_loop_task.hide_left_task = task_hide_left_task;
+    fl_future_waiter.schedule_wakeup = task_schedule_wakeup;
+    fl_future_waiter.waiter_entry = task_waiter_entry;
     if (init_base_mirror() < 0) {
         return -1;
     }
@@ -1931,32 +1924,26 @@ fl_task_init(PyObject *module)
      * Task's own, as in asyncio's C Task; none of the asyncio base's may
      * show through, since they read the base's unused storage. */
     PyMethodDef *methods =
-        fl_merge_methods(Task_methods, fl_future_type->tp_methods);
+        fl_merge_methods(Task_methods, fl_state->future_type->tp_methods);
     PyGetSetDef *getset =
-        fl_merge_getset(Task_getset, fl_future_type->tp_getset);
+        fl_merge_getset(Task_getset, fl_state->future_type->tp_getset);
     if (methods == NULL || getset == NULL) {
         return -1;
     }
     set_slot(Task_slots, Py_tp_methods, methods);
     set_slot(Task_slots, Py_tp_getset, getset);
-    set_slot(Task_slots, Py_tp_new, fl_future_type->tp_new);
-    set_slot(Task_slots, Py_tp_iter, fl_future_type->tp_iter);
-    set_slot(Task_slots, Py_am_await, fl_future_type->tp_as_async->am_await);
-    fl_task_type = (PyTypeObject *)PyType_FromModuleAndSpec(
-        module, &Task_spec, (PyObject *)fl_asyncio_task_type);
-    if (fl_task_type == NULL) {
+    set_slot(Task_slots, Py_tp_new, fl_state->future_type->tp_new);
+    set_slot(Task_slots, Py_tp_iter, fl_state->future_type->tp_iter);
+    set_slot(Task_slots, Py_am_await,
+             fl_state->future_type->tp_as_async->am_await);
+    fl_state->task_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &Task_spec, (PyObject *)fl_state->asyncio_task_type);
+    if (fl_state->task_type == NULL) {
         return -1;
     }
-    fl_task_type->tp_vectorcall = Task_vectorcall;
-    if (PyModule_AddObjectRef(module, "Task", (PyObject *)fl_task_type) < 0) {
-        return -1;
-    }
-    PyObject *descr = PyDescr_NewMethod(&FLLoop_Type, &loop_create_task_def);
-    if (descr == NULL) {
-        return -1;
-    }
-    if (PyModule_AddObject(module, "_loop_create_task", descr) < 0) {
-        Py_DECREF(descr);
+    fl_state->task_type->tp_vectorcall = Task_vectorcall;
+    if (PyModule_AddObjectRef(module, "Task",
+                              (PyObject *)fl_state->task_type) < 0) {
         return -1;
     }
     return 0;

@@ -30,4 +30,8 @@ PyObject *fl_task_new(PyObject *loop, PyObject *coro, PyObject *name,
 
 int fl_task_init(PyObject *module);
 
+/* The Loop's methods this file implements: create_task (module.c lists
+ * them with the Loop's others). */
+extern PyMethodDef fl_task_loop_methods[];
+
 #endif /* FL_TASK_H */

@@ -24,26 +24,6 @@
 #include "module.h"
 #include "stream.h"
 
-static PyObject *state_wrapped;   /* SSLProtocolState.WRAPPED */
-static PyObject *again_errors;    /* sslproto.SSLAgainErrors */
-static PyObject *base_get_buffer; /* sslproto.SSLProtocol.get_buffer */
-static PyObject *base_buffer_updated;
-static PyObject *base_write_appdata;
-static PyObject *base_app_write; /* _SSLProtocolTransport.write */
-static PyObject *fatal_message;  /* "Fatal error on SSL protocol" */
-
-static PyObject *str_state, *str_incoming, *str_outgoing, *str_ssl_buffer,
-    *str_ssl_buffer_view, *str_max_size, *str_app_reading_paused,
-    *str_app_protocol_is_buffer, *str_sslobj, *str_app_protocol,
-    *str_write_backlog, *str_ssl_writing_paused, *str_transport,
-    *str_write_buffer_size, *str_outgoing_high_water, *str_outgoing_low_water,
-    *str_app_writing_paused, *str_incoming_high_water, *str_incoming_low_water,
-    *str_ssl_reading_paused, *str_control_app_writing,
-    *str_control_ssl_reading, *str_call_eof_received, *str_start_shutdown,
-    *str_do_read__buffered, *str_fatal_error, *str_data_received, *str_write,
-    *str_read, *str_pending, *str_popleft, *str_append, *str_ssl_protocol,
-    *str_write_appdata;
-
 /* The instance dict of an SSLProtocol: its state.  New reference. */
 static inline PyObject *
 state_dict(PyObject *self)
@@ -89,7 +69,7 @@ typedef struct {
 
 /* The protocol whose buffer_updated is running, and its context: a write
  * from its application's data_received uses the same. */
-static PyObject *active_proto;
+static PyObject *active_proto; /* borrowed: not a cached object */
 static tls_ctx *active_ctx;
 
 static void
@@ -111,12 +91,16 @@ ctx_open(PyObject *self, tls_ctx *c)
     if (c->d == NULL) {
         return -1;
     }
-    PyObject *sslobject = dget(c->d, str_sslobj);
-    c->sslsock = sslobject ? PyObject_GetAttr(sslobject, str_sslobj) : NULL;
-    c->incoming = c->sslsock ? Py_XNewRef(dget(c->d, str_incoming)) : NULL;
-    c->outgoing = c->incoming ? Py_XNewRef(dget(c->d, str_outgoing)) : NULL;
-    c->backlog =
-        c->outgoing ? Py_XNewRef(dget(c->d, str_write_backlog)) : NULL;
+    PyObject *sslobject = dget(c->d, fl_state->str_sslobj);
+    c->sslsock =
+        sslobject ? PyObject_GetAttr(sslobject, fl_state->str_sslobj) : NULL;
+    c->incoming =
+        c->sslsock ? Py_XNewRef(dget(c->d, fl_state->str_incoming)) : NULL;
+    c->outgoing =
+        c->incoming ? Py_XNewRef(dget(c->d, fl_state->str_outgoing)) : NULL;
+    c->backlog = c->outgoing
+                     ? Py_XNewRef(dget(c->d, fl_state->str_write_backlog))
+                     : NULL;
     if (c->backlog == NULL) {
         ctx_close(c);
         return -1;
@@ -152,8 +136,8 @@ call0_ok(PyObject *obj, PyObject *name)
 static Py_ssize_t
 pending_of(PyObject *obj, int is_method)
 {
-    PyObject *v = is_method ? call0(obj, str_pending)
-                            : PyObject_GetAttr(obj, str_pending);
+    PyObject *v = is_method ? call0(obj, fl_state->str_pending)
+                            : PyObject_GetAttr(obj, fl_state->str_pending);
     Py_ssize_t n = v ? PyLong_AsSsize_t(v) : -1;
     Py_XDECREF(v);
     return n;
@@ -182,16 +166,17 @@ control_app_writing(PyObject *self, PyObject *d, PyObject *outgoing)
 {
     Py_ssize_t size = pending_of(outgoing, 0);
     Py_ssize_t buffered =
-        size >= 0 ? dget_ssize(d, str_write_buffer_size) : -1;
+        size >= 0 ? dget_ssize(d, fl_state->str_write_buffer_size) : -1;
     if (buffered == -1 && PyErr_Occurred()) {
         return -1;
     }
-    int need = needs_control(d, size + buffered, str_app_writing_paused,
-                             str_outgoing_high_water, str_outgoing_low_water);
+    int need = needs_control(
+        d, size + buffered, fl_state->str_app_writing_paused,
+        fl_state->str_outgoing_high_water, fl_state->str_outgoing_low_water);
     if (need <= 0) {
         return need;
     }
-    return call0_ok(self, str_control_app_writing);
+    return call0_ok(self, fl_state->str_control_app_writing);
 }
 
 static int
@@ -201,35 +186,36 @@ control_ssl_reading(PyObject *self, PyObject *d, PyObject *incoming)
     if (size < 0) {
         return -1;
     }
-    int need = needs_control(d, size, str_ssl_reading_paused,
-                             str_incoming_high_water, str_incoming_low_water);
+    int need = needs_control(d, size, fl_state->str_ssl_reading_paused,
+                             fl_state->str_incoming_high_water,
+                             fl_state->str_incoming_low_water);
     if (need <= 0) {
         return need;
     }
-    return call0_ok(self, str_control_ssl_reading);
+    return call0_ok(self, fl_state->str_control_ssl_reading);
 }
 
 /* _process_outgoing: the ciphertext to the transport, then flow control. */
 static int
 process_outgoing(PyObject *self, PyObject *d, PyObject *outgoing)
 {
-    int paused = dget_true(d, str_ssl_writing_paused);
+    int paused = dget_true(d, fl_state->str_ssl_writing_paused);
     if (paused < 0) {
         return -1;
     }
     if (!paused) {
-        PyObject *data = call0(outgoing, str_read);
+        PyObject *data = call0(outgoing, fl_state->str_read);
         if (data == NULL) {
             return -1;
         }
         Py_ssize_t n = PyObject_Size(data);
         int rc = n < 0 ? -1 : 0;
         if (n > 0) {
-            PyObject *transport = dget(d, str_transport);
+            PyObject *transport = dget(d, fl_state->str_private_transport);
             PyObject *res = transport == NULL ? NULL
-                            : Py_TYPE(transport) == FLStream_Type
+                            : Py_TYPE(transport) == fl_state->stream_type
                                 ? fl_stream_write(transport, data)
-                                : call1(transport, str_write, data);
+                                : call1(transport, fl_state->str_write, data);
             rc = res ? 0 : -1;
             Py_XDECREF(res);
         }
@@ -245,7 +231,7 @@ process_outgoing(PyObject *self, PyObject *d, PyObject *outgoing)
 static int
 clear_again_error(void)
 {
-    if (PyErr_ExceptionMatches(again_errors)) {
+    if (PyErr_ExceptionMatches(fl_state->tls_again_errors)) {
         PyErr_Clear();
         return 1;
     }
@@ -256,12 +242,12 @@ clear_again_error(void)
 static int
 add_write_buffer_size(PyObject *d, Py_ssize_t delta)
 {
-    Py_ssize_t size = dget_ssize(d, str_write_buffer_size);
+    Py_ssize_t size = dget_ssize(d, fl_state->str_write_buffer_size);
     if (size == -1 && PyErr_Occurred()) {
         return -1;
     }
     PyObject *v = PyLong_FromSsize_t(size + delta);
-    int rc = v ? PyDict_SetItem(d, str_write_buffer_size, v) : -1;
+    int rc = v ? PyDict_SetItem(d, fl_state->str_write_buffer_size, v) : -1;
     Py_XDECREF(v);
     return rc;
 }
@@ -279,7 +265,8 @@ do_write(PyObject *self, tls_ctx *c)
             break;
         }
         PyObject *data = PySequence_GetItem(backlog, 0);
-        PyObject *count = data ? call1(c->sslsock, str_write, data) : NULL;
+        PyObject *count =
+            data ? call1(c->sslsock, fl_state->str_write, data) : NULL;
         if (count == NULL) {
             Py_XDECREF(data);
             rc = data && clear_again_error() ? 0 : -1;
@@ -301,7 +288,7 @@ do_write(PyObject *self, tls_ctx *c)
                 rc = add_write_buffer_size(d, -n);
             }
         } else {
-            PyObject *res = call0(backlog, str_popleft);
+            PyObject *res = call0(backlog, fl_state->str_popleft);
             rc = res ? add_write_buffer_size(d, -data_len) : -1;
             Py_XDECREF(res);
         }
@@ -322,7 +309,7 @@ static int
 read_copied(PyObject *self, tls_ctx *c)
 {
     PyObject *d = c->d, *incoming = c->incoming, *sslsock = c->sslsock;
-    PyObject *max_size = PyObject_GetAttr(self, str_max_size);
+    PyObject *max_size = PyObject_GetAttr(self, fl_state->str_max_size);
     Py_ssize_t max_n = max_size ? PyLong_AsSsize_t(max_size) : -1;
     if (max_n < 0) {
         Py_XDECREF(max_size);
@@ -331,7 +318,7 @@ read_copied(PyObject *self, tls_ctx *c)
     PyObject *first = NULL, *more = NULL;
     int eof = 0, rc = 0;
     for (;;) {
-        PyObject *chunk = call1(sslsock, str_read, max_size);
+        PyObject *chunk = call1(sslsock, fl_state->str_read, max_size);
         if (chunk == NULL) {
             rc = clear_again_error() ? 0 : -1;
             break;
@@ -386,7 +373,7 @@ read_copied(PyObject *self, tls_ctx *c)
     PyObject *data = NULL;
     if (more != NULL) {
         PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
-        #if PY_VERSION_HEX >= 0x030E0000
+#if PY_VERSION_HEX >= 0x030E0000
         data = empty ? PyBytes_Join(empty, more) : NULL;
 #else
         data = empty ? _PyBytes_Join(empty, more) : NULL;
@@ -401,9 +388,10 @@ read_copied(PyObject *self, tls_ctx *c)
         data = first;
     }
     if (data != NULL) {
-        PyObject *app = dget(d, str_app_protocol);
+        PyObject *app = dget(d, fl_state->str_app_protocol);
         Py_XINCREF(app);
-        PyObject *res = app ? call1(app, str_data_received, data) : NULL;
+        PyObject *res =
+            app ? call1(app, fl_state->str_data_received, data) : NULL;
         Py_XDECREF(app);
         Py_DECREF(data);
         if (res == NULL) {
@@ -413,8 +401,8 @@ read_copied(PyObject *self, tls_ctx *c)
     }
     if (eof) {
         /* close_notify */
-        if (call0_ok(self, str_call_eof_received) < 0 ||
-            call0_ok(self, str_start_shutdown) < 0) {
+        if (call0_ok(self, fl_state->str_call_eof_received) < 0 ||
+            call0_ok(self, fl_state->str_start_shutdown) < 0) {
             return -1;
         }
     }
@@ -431,9 +419,10 @@ fatal(PyObject *self)
         return -1;
     }
     PyObject *exc = fl_err_fetch();
-    PyObject *args[3] = {self, exc, fatal_message};
-    PyObject *res = PyObject_VectorcallMethod(
-        str_fatal_error, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyObject *args[3] = {self, exc, fl_state->str_tls_fatal_message};
+    PyObject *res =
+        PyObject_VectorcallMethod(fl_state->str_fatal_error, args,
+                                  3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     Py_DECREF(exc);
     Py_XDECREF(res);
     return res ? 0 : -1;
@@ -444,14 +433,14 @@ static int
 do_read(PyObject *self, tls_ctx *c)
 {
     PyObject *d = c->d;
-    int paused = dget_true(d, str_app_reading_paused);
+    int paused = dget_true(d, fl_state->str_app_reading_paused);
     int rc = paused < 0 ? -1 : 0;
     if (rc == 0 && !paused) {
-        int buffered = dget_true(d, str_app_protocol_is_buffer);
+        int buffered = dget_true(d, fl_state->str_app_protocol_is_buffer);
         if (buffered < 0) {
             rc = -1;
         } else if (buffered) {
-            rc = call0_ok(self, str_do_read__buffered);
+            rc = call0_ok(self, fl_state->str_do_read__buffered);
         } else {
             rc = read_copied(self, c);
         }
@@ -471,8 +460,8 @@ do_read(PyObject *self, tls_ctx *c)
 static inline int
 is_wrapped(PyObject *d)
 {
-    PyObject *state = dget(d, str_state);
-    return state == NULL ? -1 : state == state_wrapped;
+    PyObject *state = dget(d, fl_state->str_state);
+    return state == NULL ? -1 : state == fl_state->tls_state_wrapped;
 }
 
 /* SSLProtocol.get_buffer(n) */
@@ -480,27 +469,30 @@ static PyObject *
 tls_get_buffer(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2) {
-        return PyObject_Vectorcall(base_get_buffer, args, nargs, NULL);
+        return PyObject_Vectorcall(fl_state->tls_base_get_buffer, args, nargs,
+                                   NULL);
     }
     PyObject *d = state_dict(args[0]);
     if (d == NULL) {
         return NULL;
     }
     /* The common case: the buffer is already as large as wanted. */
-    PyObject *max_size = PyObject_GetAttr(args[0], str_max_size);
+    PyObject *max_size = PyObject_GetAttr(args[0], fl_state->str_max_size);
     Py_ssize_t want = PyLong_AsSsize_t(args[1]);
     Py_ssize_t max = max_size ? PyLong_AsSsize_t(max_size) : -1;
     Py_XDECREF(max_size);
-    PyObject *buf = PyErr_Occurred() ? NULL : dget(d, str_ssl_buffer);
+    PyObject *buf =
+        PyErr_Occurred() ? NULL : dget(d, fl_state->str_ssl_buffer);
     Py_ssize_t have = buf ? PyObject_Size(buf) : -1;
     if (want <= 0 || want > max) {
         want = max;
     }
     PyObject *res = NULL;
     if (have >= want && have >= 0) {
-        res = Py_XNewRef(dget(d, str_ssl_buffer_view));
+        res = Py_XNewRef(dget(d, fl_state->str_ssl_buffer_view));
     } else if (!PyErr_Occurred()) {
-        res = PyObject_Vectorcall(base_get_buffer, args, nargs, NULL);
+        res = PyObject_Vectorcall(fl_state->tls_base_get_buffer, args, nargs,
+                                  NULL);
     }
     Py_DECREF(d);
     return res;
@@ -511,7 +503,8 @@ static PyObject *
 tls_buffer_updated(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2) {
-        return PyObject_Vectorcall(base_buffer_updated, args, nargs, NULL);
+        return PyObject_Vectorcall(fl_state->tls_base_buffer_updated, args,
+                                   nargs, NULL);
     }
     PyObject *self = args[0];
     PyObject *d = state_dict(self);
@@ -521,18 +514,20 @@ tls_buffer_updated(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     int wrapped = is_wrapped(d);
     Py_DECREF(d);
     if (wrapped <= 0) {
-        return wrapped < 0 ? NULL
-                           : PyObject_Vectorcall(base_buffer_updated, args,
-                                                 nargs, NULL);
+        return wrapped < 0
+                   ? NULL
+                   : PyObject_Vectorcall(fl_state->tls_base_buffer_updated,
+                                         args, nargs, NULL);
     }
     tls_ctx c;
     if (ctx_open(self, &c) < 0) {
         return NULL;
     }
     Py_ssize_t nbytes = PyLong_AsSsize_t(args[1]);
-    PyObject *view = nbytes >= 0 ? dget(c.d, str_ssl_buffer_view) : NULL;
+    PyObject *view =
+        nbytes >= 0 ? dget(c.d, fl_state->str_ssl_buffer_view) : NULL;
     PyObject *part = view ? PySequence_GetSlice(view, 0, nbytes) : NULL;
-    PyObject *res = part ? call1(c.incoming, str_write, part) : NULL;
+    PyObject *res = part ? call1(c.incoming, fl_state->str_write, part) : NULL;
     Py_XDECREF(part);
     PyObject *saved_proto = active_proto;
     tls_ctx *saved_ctx = active_ctx;
@@ -557,7 +552,7 @@ write_wrapped(tls_ctx *c, PyObject *data)
     if (len < 0) {
         return -1;
     }
-    PyObject *res = call1(c->backlog, str_append, data);
+    PyObject *res = call1(c->backlog, fl_state->str_append, data);
     int rc = res ? add_write_buffer_size(c->d, len) : -1;
     Py_XDECREF(res);
     return rc;
@@ -569,7 +564,7 @@ write_wrapped(tls_ctx *c, PyObject *data)
 static int
 write_direct(tls_ctx *c, PyObject *data)
 {
-    PyObject *count = call1(c->sslsock, str_write, data);
+    PyObject *count = call1(c->sslsock, fl_state->str_write, data);
     if (count == NULL) {
         return clear_again_error() ? write_wrapped(c, data) : -1;
     }
@@ -628,7 +623,8 @@ static PyObject *
 tls_write_appdata(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2) {
-        return PyObject_Vectorcall(base_write_appdata, args, nargs, NULL);
+        return PyObject_Vectorcall(fl_state->tls_base_write_appdata, args,
+                                   nargs, NULL);
     }
     PyObject *d = state_dict(args[0]);
     if (d == NULL) {
@@ -637,9 +633,10 @@ tls_write_appdata(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     int wrapped = is_wrapped(d);
     Py_DECREF(d);
     if (wrapped <= 0) {
-        return wrapped < 0 ? NULL
-                           : PyObject_Vectorcall(base_write_appdata, args,
-                                                 nargs, NULL);
+        return wrapped < 0
+                   ? NULL
+                   : PyObject_Vectorcall(fl_state->tls_base_write_appdata,
+                                         args, nargs, NULL);
     }
     tls_ctx c;
     if (ctx_open(args[0], &c) < 0) {
@@ -658,7 +655,8 @@ static PyObject *
 tls_app_write(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2) {
-        return PyObject_Vectorcall(base_app_write, args, nargs, NULL);
+        return PyObject_Vectorcall(fl_state->tls_base_app_write, args, nargs,
+                                   NULL);
     }
     PyObject *data = args[1];
     if (!PyBytes_Check(data) && !PyByteArray_Check(data) &&
@@ -672,14 +670,15 @@ tls_app_write(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (nonempty <= 0) {
         return nonempty < 0 ? NULL : Py_NewRef(Py_None);
     }
-    PyObject *proto = PyObject_GetAttr(args[0], str_ssl_protocol);
+    PyObject *proto = PyObject_GetAttr(args[0], fl_state->str_ssl_protocol);
     if (proto == NULL) {
         return NULL;
     }
-    if (Py_TYPE(proto) != fl_tls_protocol_type) {
+    if (Py_TYPE(proto) != fl_state->tls_protocol_type) {
         /* Detached (None after connection_lost) or not ours: asyncio's. */
         Py_DECREF(proto);
-        return PyObject_Vectorcall(base_app_write, args, nargs, NULL);
+        return PyObject_Vectorcall(fl_state->tls_base_app_write, args, nargs,
+                                   NULL);
     }
     PyObject *res = NULL;
     if (proto == active_proto) {
@@ -701,7 +700,7 @@ tls_app_write(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     tls_ctx c;
     if (wrapped == 0) {
         PyObject *tuple = PyTuple_Pack(1, data);
-        res = tuple ? call1(proto, str_write_appdata, tuple) : NULL;
+        res = tuple ? call1(proto, fl_state->str_write_appdata, tuple) : NULL;
         Py_XDECREF(tuple);
     } else if (wrapped > 0 && ctx_open(proto, &c) == 0) {
         int rc = write_appdata(proto, &c, data, NULL);
@@ -713,8 +712,6 @@ tls_app_write(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* ---- called by the stream transport for fastloop's SSLProtocol ----- */
-
-PyTypeObject *fl_tls_protocol_type;
 
 PyObject *
 fl_tls_get_buffer(PyObject *protocol, PyObject *sizehint)
@@ -731,14 +728,6 @@ fl_tls_buffer_updated(PyObject *protocol, PyObject *nbytes)
 }
 
 /* ---- init (from fastloop/_sslproto.py, which imports ssl) ------------ */
-
-#define INTERN(var, text)                                                     \
-    do {                                                                      \
-        if (var == NULL &&                                                    \
-            (var = PyUnicode_InternFromString(text)) == NULL) {               \
-            return NULL;                                                      \
-        }                                                                     \
-    } while (0)
 
 static PyMethodDef tls_defs[] = {
     {"get_buffer", (PyCFunction)(void (*)(void))tls_get_buffer, METH_FASTCALL,
@@ -761,42 +750,7 @@ fl_tls_methods(PyObject *module, PyObject *cls)
         PyErr_SetString(PyExc_TypeError, "_tls_methods(cls)");
         return NULL;
     }
-    INTERN(str_state, "_state");
-    INTERN(str_incoming, "_incoming");
-    INTERN(str_outgoing, "_outgoing");
-    INTERN(str_ssl_buffer, "_ssl_buffer");
-    INTERN(str_ssl_buffer_view, "_ssl_buffer_view");
-    INTERN(str_max_size, "max_size");
-    INTERN(str_app_reading_paused, "_app_reading_paused");
-    INTERN(str_app_protocol_is_buffer, "_app_protocol_is_buffer");
-    INTERN(str_sslobj, "_sslobj");
-    INTERN(str_app_protocol, "_app_protocol");
-    INTERN(str_write_backlog, "_write_backlog");
-    INTERN(str_ssl_writing_paused, "_ssl_writing_paused");
-    INTERN(str_transport, "_transport");
-    INTERN(str_write_buffer_size, "_write_buffer_size");
-    INTERN(str_outgoing_high_water, "_outgoing_high_water");
-    INTERN(str_outgoing_low_water, "_outgoing_low_water");
-    INTERN(str_app_writing_paused, "_app_writing_paused");
-    INTERN(str_incoming_high_water, "_incoming_high_water");
-    INTERN(str_incoming_low_water, "_incoming_low_water");
-    INTERN(str_ssl_reading_paused, "_ssl_reading_paused");
-    INTERN(str_control_app_writing, "_control_app_writing");
-    INTERN(str_control_ssl_reading, "_control_ssl_reading");
-    INTERN(str_call_eof_received, "_call_eof_received");
-    INTERN(str_start_shutdown, "_start_shutdown");
-    INTERN(str_do_read__buffered, "_do_read__buffered");
-    INTERN(str_fatal_error, "_fatal_error");
-    INTERN(str_data_received, "data_received");
-    INTERN(str_write, "write");
-    INTERN(str_read, "read");
-    INTERN(str_pending, "pending");
-    INTERN(str_popleft, "popleft");
-    INTERN(str_append, "append");
-    INTERN(str_ssl_protocol, "_ssl_protocol");
-    INTERN(str_write_appdata, "_write_appdata");
-    INTERN(fatal_message, "Fatal error on SSL protocol");
-    if (state_wrapped == NULL) {
+    if (fl_state->tls_state_wrapped == NULL) {
         PyObject *sslproto = PyImport_ImportModule("asyncio.sslproto");
         if (sslproto == NULL) {
             return NULL;
@@ -806,26 +760,33 @@ fl_tls_methods(PyObject *module, PyObject *cls)
         PyObject *cls = PyObject_GetAttrString(sslproto, "SSLProtocol");
         PyObject *app =
             PyObject_GetAttrString(sslproto, "_SSLProtocolTransport");
-        again_errors = PyObject_GetAttrString(sslproto, "SSLAgainErrors");
+        fl_state->tls_again_errors =
+            PyObject_GetAttrString(sslproto, "SSLAgainErrors");
         Py_DECREF(sslproto);
         if (states == NULL || cls == NULL || app == NULL ||
-            again_errors == NULL) {
+            fl_state->tls_again_errors == NULL) {
             Py_XDECREF(states);
             Py_XDECREF(cls);
             Py_XDECREF(app);
             return NULL;
         }
-        state_wrapped = PyObject_GetAttrString(states, "WRAPPED");
-        base_get_buffer = PyObject_GetAttrString(cls, "get_buffer");
-        base_buffer_updated = PyObject_GetAttrString(cls, "buffer_updated");
-        base_write_appdata = PyObject_GetAttrString(cls, "_write_appdata");
-        base_app_write = PyObject_GetAttrString(app, "write");
+        fl_state->tls_state_wrapped =
+            PyObject_GetAttrString(states, "WRAPPED");
+        fl_state->tls_base_get_buffer =
+            PyObject_GetAttrString(cls, "get_buffer");
+        fl_state->tls_base_buffer_updated =
+            PyObject_GetAttrString(cls, "buffer_updated");
+        fl_state->tls_base_write_appdata =
+            PyObject_GetAttrString(cls, "_write_appdata");
+        fl_state->tls_base_app_write = PyObject_GetAttrString(app, "write");
         Py_DECREF(states);
         Py_DECREF(cls);
         Py_DECREF(app);
-        if (state_wrapped == NULL || base_get_buffer == NULL ||
-            base_buffer_updated == NULL || base_write_appdata == NULL ||
-            base_app_write == NULL) {
+        if (fl_state->tls_state_wrapped == NULL ||
+            fl_state->tls_base_get_buffer == NULL ||
+            fl_state->tls_base_buffer_updated == NULL ||
+            fl_state->tls_base_write_appdata == NULL ||
+            fl_state->tls_base_app_write == NULL) {
             return NULL;
         }
     }
@@ -833,7 +794,7 @@ fl_tls_methods(PyObject *module, PyObject *cls)
     if (result == NULL) {
         return NULL;
     }
-    Py_XSETREF(fl_tls_protocol_type, (PyTypeObject *)Py_NewRef(cls));
+    Py_XSETREF(fl_state->tls_protocol_type, (PyTypeObject *)Py_NewRef(cls));
     for (size_t i = 0; i < sizeof(tls_defs) / sizeof(tls_defs[0]); i++) {
         PyObject *fn = PyCFunction_New(&tls_defs[i], NULL);
         PyObject *meth = fn ? PyInstanceMethod_New(fn) : NULL;
