@@ -842,6 +842,18 @@ direct_fd(FLSockWait *w)
     return 0;
 }
 
+/* direct_fd, then run_first: the end of the functions whose first try
+ * may be a direct system call.  Consumes w. */
+static PyObject *
+run_first_direct(FLSockWait *w)
+{
+    if (direct_fd(w) < 0) {
+        op_clear(w);
+        return NULL;
+    }
+    return run_first(w);
+}
+
 PyObject *
 fl_sock_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -858,11 +870,7 @@ fl_sock_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             w->direct = 0;
         }
     }
-    if (direct_fd(w) < 0) {
-        op_clear(w);
-        return NULL;
-    }
-    return run_first(w);
+    return run_first_direct(w);
 }
 
 PyObject *
@@ -873,11 +881,7 @@ fl_sock_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     w->a = Py_NewRef(args[2]);
-    if (direct_fd(w) < 0) {
-        op_clear(w);
-        return NULL;
-    }
-    return run_first(w);
+    return run_first_direct(w);
 }
 
 PyObject *
@@ -962,11 +966,7 @@ fl_sock_sendall(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return wait_now(w);
     }
     w->has_view = 1;
-    if (direct_fd(w) < 0) {
-        op_clear(w);
-        return NULL;
-    }
-    return run_first(w);
+    return run_first_direct(w);
 }
 
 PyObject *
