@@ -654,12 +654,14 @@ def test_a_task_dying_while_the_registry_is_iterated_is_removed_after(impl):
     assert len(REGISTRY.data) == before - 1
     assert REGISTRY._pending_removals == []
     # A registration commits removals left pending first, as add() does.
+    kept = first  # alive while `first` is rebound below
     other = impl.Task(answer(), loop=impl.loop)
     impl.run(_wait_all([other]))
     it = iter(REGISTRY)
     first = next(it)
     if first is other:
         first = next(it)
+    assert first is not other
     del other
     gc.collect()
     assert len(REGISTRY._pending_removals) == 1
@@ -671,6 +673,7 @@ def test_a_task_dying_while_the_registry_is_iterated_is_removed_after(impl):
     assert third in REGISTRY
     impl.run(_wait_all([third]))
     it.close()
+    del kept
 
 
 def test_pending_task_destroyed_is_reported(impl):
