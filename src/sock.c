@@ -611,6 +611,20 @@ wait_now(FLSockWait *op)
     return res;
 }
 
+/* w->fd = sock.fileno(), read when asyncio reads it.  0, or -1 with an
+ * exception set. */
+static int
+read_fd(FLSockWait *w)
+{
+    int fd = sock_fileno(w->sock);
+    if (fd == -2) {
+        return -1;
+    }
+    w->fd = fd;
+    w->fd_known = 1;
+    return 0;
+}
+
 static PyObject *
 wait_start(FLSockWait *w)
 {
@@ -621,14 +635,9 @@ wait_start(FLSockWait *w)
         return NULL;
     }
     w->fut = fut;
-    if (!w->fd_known) {
-        /* asyncio reads fd = sock.fileno() here. */
-        int fd = sock_fileno(w->sock);
-        if (fd == -2) {
-            return NULL;
-        }
-        w->fd = fd;
-        w->fd_known = 1;
+    /* asyncio reads fd = sock.fileno() here. */
+    if (!w->fd_known && read_fd(w) < 0) {
+        return NULL;
     }
     PyObject *fdobj = PyLong_FromLong(w->fd);
     if (fdobj == NULL) {
@@ -830,16 +839,21 @@ begin(FLSockWait *w, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
 static int
 direct_fd(FLSockWait *w)
 {
-    if (!w->direct) {
-        return 0;
+    return w->direct ? read_fd(w) : 0;
+}
+
+/* The first try through the socket's own method (sock.name(x[, y])): its
+ * result or error, or the waiter when it would block.  Consumes w. */
+static PyObject *
+call_or_wait(FLSockWait *w, PyObject *name, PyObject *x, PyObject *y)
+{
+    PyObject *r = call_sock(w, name, x, y);
+    if (r != NULL || !would_block_exc()) {
+        op_clear(w);
+        return r;
     }
-    int fd = sock_fileno(w->sock);
-    if (fd == -2) {
-        return -1;
-    }
-    w->fd = fd;
-    w->fd_known = 1;
-    return 0;
+    PyErr_Clear();
+    return wait_now(w);
 }
 
 /* direct_fd, then run_first: the end of the functions whose first try
@@ -979,13 +993,7 @@ fl_sock_sendto(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     w->a = Py_NewRef(args[2]);
     w->b = Py_NewRef(args[3]);
     /* asyncio's first call: sock.sendto(data, address) */
-    PyObject *r = call_sock(w, fl_state->str_sendto, w->a, w->b);
-    if (r != NULL || !would_block_exc()) {
-        op_clear(w);
-        return r;
-    }
-    PyErr_Clear();
-    return wait_now(w);
+    return call_or_wait(w, fl_state->str_sendto, w->a, w->b);
 }
 
 PyObject *
@@ -998,21 +1006,12 @@ fl_sock_connect(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     w->a = Py_NewRef(args[2]);
     /* asyncio: fd = sock.fileno(), then sock.connect(address) */
-    int fd = sock_fileno(w->sock);
-    if (fd == -2) {
+    if (read_fd(w) < 0) {
         op_clear(w);
         return NULL;
     }
-    w->fd = fd;
-    w->fd_known = 1;
-    PyObject *r = call_sock(w, fl_state->str_connect, w->a, NULL);
-    if (r != NULL || !would_block_exc()) {
-        op_clear(w);
-        return r;
-    }
     /* EINPROGRESS (or EINTR): the outcome comes with writability. */
-    PyErr_Clear();
-    return wait_now(w);
+    return call_or_wait(w, fl_state->str_connect, w->a, NULL);
 }
 
 PyObject *
@@ -1023,13 +1022,10 @@ fl_sock_accept(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     /* asyncio reads fd = sock.fileno() before trying */
-    int fd = sock_fileno(w->sock);
-    if (fd == -2) {
+    if (read_fd(w) < 0) {
         op_clear(w);
         return NULL;
     }
-    w->fd = fd;
-    w->fd_known = 1;
     return run_first(w);
 }
 
@@ -1059,13 +1055,10 @@ fl_sock_sendfile(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     w->offset = offset;
     w->count = count;
     w->blocksize = blocksize;
-    int fd = sock_fileno(w->sock);
-    if (fd == -2) {
+    if (read_fd(w) < 0) {
         op_clear(w);
         return NULL;
     }
-    w->fd = fd;
-    w->fd_known = 1;
     return run_first(w);
 }
 
