@@ -1604,23 +1604,10 @@ handle_remove_timer(PyObject *loop, FLHandle *timer)
     fl_loop_remove_timer((FLLoop *)loop, timer);
 }
 
-/* Fills the slot `id` of `slots` (one listed with a NULL value). */
-static void
-set_slot(PyType_Slot *slots, int id, void *value)
-{
-    for (; slots->slot != 0; slots++) {
-        if (slots->slot == id) {
-            slots->pfunc = value;
-            return;
-        }
-    }
-    Py_UNREACHABLE();
-}
-
 int
 fl_loop_init(PyObject *module, PyMethodDef *methods)
 {
-    set_slot(loop_slots, Py_tp_methods, methods);
+    fl_set_slot(loop_slots, Py_tp_methods, methods);
     fl_handle_loop.loop_debug = handle_loop_debug;
     fl_handle_loop.remove_timer = handle_remove_timer;
     fl_handle_loop.report_error = fl_loop_report_handle_error;

@@ -87,6 +87,18 @@ fill_state(void)
     return 0;
 }
 
+void
+fl_set_slot(PyType_Slot *slots, int id, void *value)
+{
+    for (; slots->slot != 0; slots++) {
+        if (slots->slot == id) {
+            slots->pfunc = value;
+            return;
+        }
+    }
+    Py_UNREACHABLE();
+}
+
 /* ---- method tables for subtypes (see fl_merge_methods) ----------------- */
 
 /* Both PyMethodDef and PyGetSetDef start with the entry's name and end with

@@ -265,6 +265,10 @@ int fl_stream_init(PyObject *module);
 int fl_server_init(PyObject *module);
 int fl_sock_init(PyObject *module);
 
+/* Fills the slot `id` of a type's `slots` (one listed there with a NULL
+ * value) before the type is made from its spec. */
+void fl_set_slot(PyType_Slot *slots, int id, void *value);
+
 /* A method table made of `own` followed by every entry of `inherited` whose
  * name `own` does not define (class methods excepted), so that a subtype
  * can carry its base's methods as its own descriptors.  A call through a

@@ -1894,19 +1894,6 @@ static PyType_Spec Task_spec = {
     .slots = Task_slots,
 };
 
-/* Fills the slot `id` of `slots` (one listed with a NULL value). */
-static void
-set_slot(PyType_Slot *slots, int id, void *value)
-{
-    for (; slots->slot != 0; slots++) {
-        if (slots->slot == id) {
-            slots->pfunc = value;
-            return;
-        }
-    }
-    Py_UNREACHABLE();
-}
-
 int
 fl_task_init(PyObject *module)
 {
@@ -1930,12 +1917,12 @@ fl_task_init(PyObject *module)
     if (methods == NULL || getset == NULL) {
         return -1;
     }
-    set_slot(Task_slots, Py_tp_methods, methods);
-    set_slot(Task_slots, Py_tp_getset, getset);
-    set_slot(Task_slots, Py_tp_new, fl_state->future_type->tp_new);
-    set_slot(Task_slots, Py_tp_iter, fl_state->future_type->tp_iter);
-    set_slot(Task_slots, Py_am_await,
-             fl_state->future_type->tp_as_async->am_await);
+    fl_set_slot(Task_slots, Py_tp_methods, methods);
+    fl_set_slot(Task_slots, Py_tp_getset, getset);
+    fl_set_slot(Task_slots, Py_tp_new, fl_state->future_type->tp_new);
+    fl_set_slot(Task_slots, Py_tp_iter, fl_state->future_type->tp_iter);
+    fl_set_slot(Task_slots, Py_am_await,
+                fl_state->future_type->tp_as_async->am_await);
     fl_state->task_type = (PyTypeObject *)PyType_FromModuleAndSpec(
         module, &Task_spec, (PyObject *)fl_state->asyncio_task_type);
     if (fl_state->task_type == NULL) {

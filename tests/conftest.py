@@ -15,6 +15,7 @@ Fixtures
 import asyncio
 import os
 import pathlib
+import socket
 
 import pytest
 
@@ -81,6 +82,17 @@ def loop(loop_factory):
             loop.stop()
         loop.close()
         asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def sockets():
+    """A connected pair of non-blocking stream sockets, closed after."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
 
 
 @pytest.fixture

@@ -14,16 +14,6 @@ from conftest import run_for
 pytestmark = pytest.mark.timeout(10)
 
 
-@pytest.fixture
-def sockets():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
-
-
 class FileLike:
     """Not a socket: just an object with a fileno() method."""
 

@@ -17,13 +17,8 @@ import pytest
 
 
 @pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
+def pair(sockets):
+    return sockets
 
 
 @pytest.fixture
