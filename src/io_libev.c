@@ -152,7 +152,6 @@ libev_block(FLLoop *loop, double timeout)
 {
     /* The GIL is released by the loop's release hook (loop.c) around the
      * backend call only, not around libev's callbacks. */
-    stop_closed_fresh(loop);
     loop->poll_may_block = 1;
     if (timeout > 0.0) {
         /* libev measures `after` from its cached time: refresh it first so
@@ -173,10 +172,10 @@ libev_block(FLLoop *loop, double timeout)
 static int
 libev_poll(FLLoop *loop, double timeout)
 {
+    stop_closed_fresh(loop);
     if (timeout != 0.0) {
         return libev_block(loop, timeout);
     }
-    stop_closed_fresh(loop);
     loop->poll_may_block = 0;
     ev_run(loop->evloop, EVRUN_NOWAIT);
     return PyErr_Occurred() ? -1 : 0;
