@@ -59,10 +59,16 @@ build: $(STAMP)
 	$(VPY) setup.py -q build_ext --inplace
 
 # tests/ecosystem is `make ecosystem`'s (it needs the ecosystem extra).
+# LIBEV_PASS=0 leaves out the second pass: .ci/run runs it on the oldest
+# and the newest Python only (io_libev.c calls no Python API that differs
+# between versions).
+LIBEV_PASS ?= 1
 test: build
 	$(VPY) -m pytest -q tests --ignore=tests/ecosystem
+ifneq ($(LIBEV_PASS),0)
 	@echo "=== the same with libev's per-fd watchers (FASTLOOP_IO_BACKEND=libev) ==="
 	FASTLOOP_IO_BACKEND=libev $(VPY) -m pytest -q tests --ignore=tests/ecosystem -m "not backend_independent"
+endif
 
 # Another extra's requirements (markers and all) straight from
 # pyproject.toml, once per venv: installing '.[bench]' would rebuild
