@@ -832,10 +832,8 @@ run_once(FLLoop *self)
         /* Releasing the last reference to either may run code (the second
          * cannot be freed by the first unless the first is freed). */
         if (self->task_left_in_dict == FL_LEFT_TASK &&
-            (i + 1 >= ntodo || (e.a != NULL && Py_REFCNT(e.a) == 1) ||
+            ((e.a != NULL && Py_REFCNT(e.a) == 1) ||
              (e.b != NULL && Py_REFCNT(e.b) == 1))) {
-            /* (The batch's last entry takes the removal due at its end
-             * now, whatever dies.) */
             rc = release_entry_refs_left(self, &e, i + 1 < ntodo, rc);
         } else {
             Py_XDECREF(e.a);
@@ -1276,6 +1274,19 @@ loop_release_core(FLLoop *self)
         ev_loop_destroy(self->evloop);
         self->evloop = NULL;
     }
+    fl_loop_update_checks(self);
+}
+
+int
+fl_loop_check_schedulable_slow(FLLoop *loop)
+{
+    if (!fl_loop_usable(loop) && fl_loop_check_closed_slow(loop) < 0) {
+        return -1;
+    }
+    if (loop->debug && fl_loop_check_thread(loop) < 0) {
+        return -1;
+    }
+    return 0;
 }
 
 static PyObject *
@@ -1328,6 +1339,7 @@ loop_init(FLLoop *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->initialized = 1;
+    fl_loop_update_checks(self);
     self->slow_callback_duration = 0.1;
     Py_XSETREF(self->exception_handler, Py_NewRef(Py_None));
     Py_XSETREF(self->task_factory, Py_NewRef(Py_None));
@@ -1424,7 +1436,9 @@ set_flag(int *flag, PyObject *value)
 static int
 set_debug_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
 {
-    return set_flag(&self->debug, value);
+    int rc = set_flag(&self->debug, value);
+    fl_loop_update_checks(self);
+    return rc;
 }
 
 static PyObject *
@@ -1436,7 +1450,9 @@ get_closed_attr(FLLoop *self, void *Py_UNUSED(c))
 static int
 set_closed_attr(FLLoop *self, PyObject *value, void *Py_UNUSED(c))
 {
-    return set_flag(&self->closed, value);
+    int rc = set_flag(&self->closed, value);
+    fl_loop_update_checks(self);
+    return rc;
 }
 
 /* asyncio's __init__ assigns these; the C loop keeps its own state, so

@@ -89,6 +89,11 @@ typedef struct {
     int stopping;
     int closed;
     int debug;
+    /* 1 while loop.call_soon() and the like have nothing to check: the
+     * loop is initialised, not closed and not in debug mode.  Kept by
+     * fl_loop_update_checks() wherever one of those changes; 0 (the
+     * zeroed state of Loop.__new__) sends the caller to the full checks. */
+    int schedule_unchecked;
     unsigned long thread_id; /* 0 when not running */
     double slow_callback_duration;
     struct fl_handle *current_handle; /* debug mode only; borrowed */
@@ -172,8 +177,9 @@ fl_loop_release_after_step(FLLoop *loop, PyObject *obj)
 {
     int rc = 0;
     if (obj != NULL) {
-        if (loop != NULL && loop->task_left_in_dict == FL_LEFT_TASK &&
-            Py_REFCNT(obj) == 1) {
+        /* Most objects survive: their test comes first. */
+        if (Py_REFCNT(obj) == 1 && loop != NULL &&
+            loop->task_left_in_dict == FL_LEFT_TASK) {
             rc = fl_loop_hide_keeping_error(loop);
         }
         Py_DECREF(obj);
@@ -301,16 +307,21 @@ int fl_loop_check_thread(FLLoop *loop);
 
 /* What loop.call_soon() checks before scheduling: a closed loop, and the
  * calling thread in debug mode.  0 or -1. */
+int fl_loop_check_schedulable_slow(FLLoop *loop);
+
 static inline int
 fl_loop_check_schedulable(FLLoop *loop)
 {
-    if (!fl_loop_usable(loop) && fl_loop_check_closed_slow(loop) < 0) {
-        return -1;
-    }
-    if (loop->debug && fl_loop_check_thread(loop) < 0) {
-        return -1;
-    }
-    return 0;
+    return loop->schedule_unchecked ? 0 : fl_loop_check_schedulable_slow(loop);
+}
+
+/* Recomputes FLLoop.schedule_unchecked after `closed`, `debug`, `evloop` or
+ * `initialized` changed. */
+static inline void
+fl_loop_update_checks(FLLoop *loop)
+{
+    loop->schedule_unchecked =
+        loop->initialized && fl_loop_usable(loop) && !loop->debug;
 }
 
 #endif /* FL_LOOP_H */

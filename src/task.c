@@ -267,15 +267,18 @@ current_tasks_unchanged(FLLoop *fl)
 static int
 enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
 {
-    Py_hash_t hash = loop_key_hash(loop, fl);
-    if (hash == -1) {
-        return -1;
-    }
+    Py_hash_t hash;
     if (fl != NULL && fl->task_left_in_dict != FL_LEFT_NOTHING) {
         /* The previous step's task (or None over it) is still there:
-         * replace it (see fl_loop_flush_current_task). */
+         * replace it (see fl_loop_flush_current_task); its hash is known. */
+        assert(fl->hash != 0);
+        hash = fl->hash;
         fl->task_left_in_dict = FL_LEFT_NOTHING;
     } else {
+        hash = loop_key_hash(loop, fl);
+        if (hash == -1) {
+            return -1;
+        }
         PyObject *cur = current_tasks_get(loop, hash);
         if (cur != NULL) {
             /* Held: the reprs run Python code, which may change the
@@ -299,17 +302,34 @@ enter_task(FLTask *task, PyObject *loop, FLLoop *fl)
     return 0;
 }
 
+/* Leaving the step of a fastloop loop's batch (may_defer): the task stays
+ * in _current_tasks for the next step to replace (fl_loop_flush_current_task
+ * takes it out before anything else runs). */
+static inline int
+defer_leaving(FLLoop *fl, int may_defer)
+{
+    if (may_defer && fl->in_run_batch) {
+        assert(fl->task_left_in_dict == FL_LEFT_NOTHING && fl->hash != 0);
+        fl->task_left_in_dict = FL_LEFT_TASK;
+        return 1;
+    }
+    return 0;
+}
+
 static int
 leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
 {
-    PyObject *cur = (PyObject *)task;
-    if (!current_tasks_unchanged(fl)) {
-        Py_hash_t hash = loop_key_hash(loop, fl);
-        if (hash == -1) {
-            return -1;
-        }
-        cur = current_tasks_get(loop, hash);
+    if (current_tasks_unchanged(fl)) {
+        /* Still ours (3.11's version tag says so without a lookup). */
+        return defer_leaving(fl, may_defer)
+                   ? 0
+                   : PyDict_DelItem(fl_state->current_tasks, loop);
     }
+    Py_hash_t hash = loop_key_hash(loop, fl);
+    if (hash == -1) {
+        return -1;
+    }
+    PyObject *cur = current_tasks_get(loop, hash);
     if (cur != (PyObject *)task) {
         if (cur == NULL && PyErr_Occurred()) {
             return -1;
@@ -321,9 +341,7 @@ leave_task(FLTask *task, PyObject *loop, FLLoop *fl, int may_defer)
         Py_DECREF(cur);
         return -1;
     }
-    if (may_defer && fl != NULL && fl->in_run_batch) {
-        assert(fl->task_left_in_dict == FL_LEFT_NOTHING && fl->hash != 0);
-        fl->task_left_in_dict = FL_LEFT_TASK;
+    if (fl != NULL && defer_leaving(fl, may_defer)) {
         return 0;
     }
     return PyDict_DelItem(fl_state->current_tasks, loop);
@@ -960,17 +978,21 @@ task_step(FLTask *task, PyObject *exc)
             if (exc == NULL) {
                 return -1;
             }
+            fl = task_fast_loop(task); /* (see the waiter's release below) */
         }
         task->must_cancel = 0;
     }
     PyObject *waiter = task->fut_waiter;
-    task->fut_waiter = NULL;
-    release_after_step(fl, waiter);
+    if (waiter != NULL) {
+        task->fut_waiter = NULL;
+        release_after_step(fl, waiter);
+        /* Its __del__ may have re-initialised the task. */
+        fl = task_fast_loop(task);
+    }
 
     /* Held across the step: the coroutine may drop the last other reference
      * to the task, or even re-initialise it. */
     PyObject *loop = Py_NewRef(task->fut.loop);
-    fl = task_fast_loop(task);
     Py_INCREF(task);
     int rc = enter_task(task, loop, fl);
     if (rc == 0) {
