@@ -39,9 +39,7 @@ fl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
     if (self == NULL) {
         return NULL;
     }
-    self->lock = NULL;
-    self->lock_owner = 0;
-    self->lock_depth = 0;
+    self->lock = NULL; /* (lock_owner and lock_depth matter only with one) */
     if (context == NULL || context == Py_None) {
         context = PyContext_CopyCurrent();
         if (context == NULL) {
@@ -80,6 +78,8 @@ fl_handle_make_threadsafe(FLHandle *handle)
         PyErr_NoMemory();
         return -1;
     }
+    handle->lock_owner = 0;
+    handle->lock_depth = 0;
     return 0;
 }
 
@@ -88,11 +88,8 @@ fl_handle_make_threadsafe(FLHandle *handle)
  * handlers when interrupted (as threading.RLock.acquire).  0, or -1 with
  * the exception of a signal handler. */
 static int
-handle_lock(FLHandle *handle)
+handle_lock_slow(FLHandle *handle)
 {
-    if (handle->lock == NULL) {
-        return 0;
-    }
     unsigned long me = PyThread_get_thread_ident();
     if (handle->lock_depth > 0 && handle->lock_owner == me) {
         handle->lock_depth++;
@@ -113,7 +110,13 @@ handle_lock(FLHandle *handle)
     return 0;
 }
 
-static void
+static inline int
+handle_lock(FLHandle *handle)
+{
+    return handle->lock == NULL ? 0 : handle_lock_slow(handle);
+}
+
+static inline void
 handle_unlock(FLHandle *handle)
 {
     if (handle->lock == NULL) {
@@ -174,6 +177,8 @@ handle_run_callback(FLHandle *handle)
     return 0;
 }
 
+static int handle_ask_loop_debug(PyObject *loop);
+
 /* loop.get_debug() for the loop a handle was made for: the C flag of a
  * fastloop loop, else the method's answer.  1, 0, or -1 with an error. */
 static int
@@ -183,13 +188,38 @@ handle_loop_debug(PyObject *loop)
     if (debug != -2) {
         return debug;
     }
+    return handle_ask_loop_debug(loop);
+}
+
+/* The same for a loop that is not a fastloop Loop: its get_debug(). */
+static int
+handle_ask_loop_debug(PyObject *loop)
+{
     PyObject *res = PyObject_CallMethod(loop, "get_debug", NULL);
     if (res == NULL) {
         return -1;
     }
-    debug = PyObject_IsTrue(res);
+    int debug = PyObject_IsTrue(res);
     Py_DECREF(res);
     return debug;
+}
+
+/* cancel() in debug mode (debug 1), or for a loop that is not a fastloop
+ * Loop (debug -2: its get_debug() decides): the repr goes in `repr`. */
+static void
+keep_repr(FLHandle *handle, int debug)
+{
+    PyObject *loop = Py_NewRef(handle->loop);
+    if (debug == -2) {
+        debug = handle_ask_loop_debug(loop);
+    }
+    if (debug > 0) {
+        handle->repr = PyObject_Repr((PyObject *)handle);
+    }
+    if (debug < 0 || (debug > 0 && handle->repr == NULL)) {
+        PyErr_WriteUnraisable((PyObject *)handle);
+    }
+    Py_DECREF(loop);
 }
 
 void
@@ -202,22 +232,20 @@ fl_handle_cancel(FLHandle *handle)
     /* Only a loop's own heap marks a timer scheduled, so its loop is a
      * fastloop loop -- unless the garbage collector cleared the handle's
      * reference (then the heap drops it when it clears itself). */
+    int debug = -2; /* not known yet */
     if (handle->scheduled && handle->loop != NULL) {
         assert(PyObject_TypeCheck(handle->loop, fl_state->loop_type));
-        fl_handle_loop.remove_timer(handle->loop, handle);
+        debug = fl_handle_loop.remove_timer(handle->loop, handle);
     }
     if (handle->loop != NULL && handle->repr == NULL) {
         /* In debug mode, keep what the repr said while the callback was
          * still known (asyncio asks the loop's get_debug()). */
-        PyObject *loop = Py_NewRef(handle->loop);
-        int debug = handle_loop_debug(loop);
-        if (debug > 0) {
-            handle->repr = PyObject_Repr((PyObject *)handle);
+        if (debug == -2) {
+            debug = fl_handle_loop.loop_debug(handle->loop);
         }
-        if (debug < 0 || (debug > 0 && handle->repr == NULL)) {
-            PyErr_WriteUnraisable((PyObject *)handle);
+        if (debug != 0) {
+            keep_repr(handle, debug);
         }
-        Py_DECREF(loop);
     }
     Py_CLEAR(handle->callback);
     Py_CLEAR(handle->args);
@@ -392,8 +420,9 @@ handle_traverse(FLHandle *self, visitproc visit, void *arg)
     return 0;
 }
 
-static int
-handle_clear(FLHandle *self)
+/* Inline: also the body of every handle's dealloc. */
+static inline Py_ALWAYS_INLINE void
+handle_clear_refs(FLHandle *self)
 {
     Py_CLEAR(self->callback);
     Py_CLEAR(self->args);
@@ -401,6 +430,12 @@ handle_clear(FLHandle *self)
     Py_CLEAR(self->source_traceback);
     Py_CLEAR(self->repr);
     Py_CLEAR(self->loop);
+}
+
+static int
+handle_clear(FLHandle *self)
+{
+    handle_clear_refs(self);
     return 0;
 }
 
@@ -411,7 +446,7 @@ handle_dealloc(FLHandle *self)
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
-    (void)handle_clear(self);
+    handle_clear_refs(self);
     if (self->lock != NULL) {
         /* Whoever holds it holds a reference too. */
         assert(self->lock_depth == 0);

@@ -71,8 +71,9 @@ typedef struct {
     /* The debug flag (0 or 1) of a fastloop Loop; -2 for any other loop. */
     int (*loop_debug)(PyObject *loop);
     /* Takes a cancelled TimerHandle out of its loop's timer heap; the loop
-     * is a fastloop Loop (only its heap schedules a timer). */
-    void (*remove_timer)(PyObject *loop, FLHandle *timer);
+     * is a fastloop Loop (only its heap schedules a timer).  Returns the
+     * loop's debug flag, which cancel() asks next. */
+    int (*remove_timer)(PyObject *loop, FLHandle *timer);
     /* Reports the current exception of the handle's callback
      * (fl_loop_report_handle_error, see loop.h). */
     int (*report_error)(FLHandle *handle);

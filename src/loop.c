@@ -186,7 +186,8 @@ fl_loop_add_timer(FLLoop *self, FLHandle *timer)
 }
 
 /* Removes `index` from the heap and returns the heap's reference. */
-static FLHandle *
+/* Inline: the hot path of cancelling a timer and of running one. */
+static inline Py_ALWAYS_INLINE FLHandle *
 heap_remove_at(FLLoop *self, Py_ssize_t index)
 {
     assert(index >= 0 && index < self->ntimers);
@@ -204,17 +205,6 @@ heap_remove_at(FLLoop *self, Py_ssize_t index)
     t->scheduled = 0;
     t->heap_index = -1;
     return t;
-}
-
-void
-fl_loop_remove_timer(FLLoop *self, FLHandle *timer)
-{
-    Py_ssize_t i = timer->heap_index;
-    if (!timer->scheduled || i < 0 || i >= self->ntimers ||
-        self->timers[i] != timer) {
-        return;
-    }
-    Py_DECREF(heap_remove_at(self, i));
 }
 
 static void
@@ -1614,10 +1604,18 @@ handle_loop_debug(PyObject *loop)
     return FLLoop_Check(loop) ? ((FLLoop *)loop)->debug : -2;
 }
 
-static void
+/* A cancelled timer leaves the heap at once (fl_handle_loop.remove_timer). */
+static int
 handle_remove_timer(PyObject *loop, FLHandle *timer)
 {
-    fl_loop_remove_timer((FLLoop *)loop, timer);
+    FLLoop *self = (FLLoop *)loop;
+    Py_ssize_t i = timer->heap_index;
+    if (timer->scheduled && i >= 0 && i < self->ntimers &&
+        self->timers[i] == timer) {
+        /* Not its last reference: cancel() was called on it. */
+        Py_DECREF(heap_remove_at(self, i));
+    }
+    return self->debug;
 }
 
 int

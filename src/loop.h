@@ -229,9 +229,9 @@ fl_loop_enqueue_handle(FLLoop *loop, struct fl_handle *handle)
     return fl_loop_enqueue(loop, NULL, (PyObject *)handle, NULL);
 }
 
-/* Timer heap, used by TimerHandle. */
+/* Timer heap, used by TimerHandle (which leaves it through
+ * fl_handle_loop.remove_timer). */
 int fl_loop_add_timer(FLLoop *loop, struct fl_handle *timer);
-void fl_loop_remove_timer(FLLoop *loop, struct fl_handle *timer);
 
 /* ---- the exception handler: the one reporting path ------------------
  *
