@@ -663,6 +663,8 @@ invoke_pending(struct ev_loop *evloop)
     }
 }
 
+#define NOWAIT_PROBE_PERIOD 16
+
 /* Polls once.  timeout < 0 waits until an event arrives.  Returns 1 when
  * the poll may have blocked (the GIL was released), 0 when it did not, -1
  * with an exception set.  Runs no Python code (see poll_events). */
@@ -670,14 +672,32 @@ static inline Py_ALWAYS_INLINE int
 poll_backend(FLLoop *self, double timeout)
 {
     Py_ssize_t before = self->ready_len;
-    /* Releasing and retaking the GIL costs more than a poll that finds
-     * events already waiting.  When the last poll found events (a busy
-     * loop), try a poll that keeps the GIL first, and block only if it
-     * finds nothing. */
-    if (timeout == 0.0 || self->last_poll_found_events) {
+    if (timeout == 0.0) {
         int rc = fl_io_poll(self, 0.0);
-        if (rc < 0 || timeout == 0.0 || self->ready_len != before) {
-            self->last_poll_found_events = self->ready_len != before;
+        self->last_poll_found_events = self->ready_len != before;
+        return rc;
+    }
+    /* Releasing and retaking the GIL costs more than a poll that finds
+     * events already waiting, but a first try that finds nothing is one
+     * more system call before the poll that blocks.  When the last poll
+     * found events (a busy loop), try a poll that keeps the GIL first --
+     * as long as such tries have been finding events: a saturating score
+     * (0-3, tried at 2 or more) rises with each try that found some and
+     * falls with each that did not, as in a server whose peers answer
+     * only after a round trip.  Every NOWAIT_PROBE_PERIOD-th busy poll
+     * tries anyway, so that a loop that became busy learns it again. */
+    if (self->last_poll_found_events &&
+        (self->nowait_score >= 2 ||
+         ++self->polls_skipping_nowait % NOWAIT_PROBE_PERIOD == 0)) {
+        int rc = fl_io_poll(self, 0.0);
+        int found = self->ready_len != before;
+        if (found) {
+            self->nowait_score += self->nowait_score < 3;
+        } else {
+            self->nowait_score -= self->nowait_score > 0;
+        }
+        if (rc < 0 || found) {
+            self->last_poll_found_events = found;
             return rc;
         }
     }
@@ -1329,6 +1349,7 @@ loop_init(FLLoop *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->initialized = 1;
+    self->nowait_score = 2;
     fl_loop_update_checks(self);
     self->slow_callback_duration = 0.1;
     Py_XSETREF(self->exception_handler, Py_NewRef(Py_None));
