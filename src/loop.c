@@ -663,6 +663,7 @@ invoke_pending(struct ev_loop *evloop)
     }
 }
 
+#define NOWAIT_MAX_MISSES 3
 #define NOWAIT_PROBE_PERIOD 16
 
 /* Polls once.  timeout < 0 waits until an event arrives.  Returns 1 when
@@ -680,21 +681,19 @@ poll_backend(FLLoop *self, double timeout)
     /* Releasing and retaking the GIL costs more than a poll that finds
      * events already waiting, but a first try that finds nothing is one
      * more system call before the poll that blocks.  When the last poll
-     * found events (a busy loop), try a poll that keeps the GIL first --
-     * as long as such tries have been finding events: a saturating score
-     * (0-3, tried at 2 or more) rises with each try that found some and
-     * falls with each that did not, as in a server whose peers answer
-     * only after a round trip.  Every NOWAIT_PROBE_PERIOD-th busy poll
-     * tries anyway, so that a loop that became busy learns it again. */
+     * found events (a busy loop), try a poll that keeps the GIL first,
+     * unless the last NOWAIT_MAX_MISSES such tries all found nothing (a
+     * server whose peers answer only after a round trip); then try only
+     * every NOWAIT_PROBE_PERIOD-th busy poll, until one finds events. */
     if (self->last_poll_found_events &&
-        (self->nowait_score >= 2 ||
+        (self->nowait_misses < NOWAIT_MAX_MISSES ||
          ++self->polls_skipping_nowait % NOWAIT_PROBE_PERIOD == 0)) {
         int rc = fl_io_poll(self, 0.0);
         int found = self->ready_len != before;
         if (found) {
-            self->nowait_score += self->nowait_score < 3;
-        } else {
-            self->nowait_score -= self->nowait_score > 0;
+            self->nowait_misses = 0;
+        } else if (self->nowait_misses < NOWAIT_MAX_MISSES) {
+            self->nowait_misses++;
         }
         if (rc < 0 || found) {
             self->last_poll_found_events = found;
@@ -1349,7 +1348,6 @@ loop_init(FLLoop *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->initialized = 1;
-    self->nowait_score = 2;
     fl_loop_update_checks(self);
     self->slow_callback_duration = 0.1;
     Py_XSETREF(self->exception_handler, Py_NewRef(Py_None));

@@ -35,9 +35,9 @@ typedef struct {
     PyThreadState *released_tstate; /* set while the GIL is released in poll */
     int poll_may_block;             /* GIL released around this poll only */
     int last_poll_found_events;     /* busy: poll without blocking first */
-    int nowait_score; /* how the recent first tries went: see poll_backend */
-    unsigned int polls_skipping_nowait;
-    int polls_since_signal_check; /* see check_signals() in loop.c */
+    int nowait_misses; /* first tries in a row that found nothing */
+    unsigned int polls_skipping_nowait; /* (both: see poll_backend) */
+    int polls_since_signal_check;       /* see check_signals() in loop.c */
 
     /* Ready queue: a ring buffer; capacity is a power of two. */
     fl_ready_entry *ready;
