@@ -1631,7 +1631,7 @@ handle_remove_timer(PyObject *loop, FLHandle *timer)
     Py_ssize_t i = timer->heap_index;
     if (timer->scheduled && i >= 0 && i < self->ntimers &&
         self->timers[i] == timer) {
-        /* Not its last reference: cancel() was called on it. */
+        /* Not its last reference: whoever cancels it holds one. */
         Py_DECREF(heap_remove_at(self, i));
     }
     return self->debug;
