@@ -79,7 +79,16 @@ class Pattern:
                 or fnmatch.fnmatchcase(test_id, p + '.*'))
 
 
-def _version_ok(term):
+def _under_asan():
+    """Whether this run has AddressSanitizer preloaded (make test-asan)."""
+    return 'libasan' in os.environ.get('LD_PRELOAD', '')
+
+
+def _term_ok(term):
+    """A line's term: ``py>=3.12``-style versions, or ``asan`` (the line
+    applies only to runs under AddressSanitizer)."""
+    if term == 'asan':
+        return _under_asan()
     for op in ('>=', '<=', '==', '>', '<'):
         if term.startswith('py' + op):
             want = tuple(int(x) for x in term[2 + len(op):].split('.'))
@@ -91,7 +100,7 @@ def _version_ok(term):
 
 
 def load_patterns(path, need_reason, signs='+-'):
-    """Parse a pattern file: ``PATTERN [py>=X.Y] [# reason]`` per line."""
+    """Parse a pattern file: ``PATTERN [py>=X.Y] [asan] [# reason]``."""
     pats = []
     if not os.path.exists(path):
         return pats
@@ -112,7 +121,7 @@ def load_patterns(path, need_reason, signs='+-'):
             if pattern[:1] == '-' and not reason:
                 sys.exit(f'{where}: a "-" line needs a "# reason"')
             try:
-                if not all(_version_ok(t) for t in terms):
+                if not all(_term_ok(t) for t in terms):
                     continue
             except ValueError as e:
                 sys.exit(f'{where}: {e}')
