@@ -631,6 +631,7 @@ def run_unit(unit, opts, workdir):
         with open(log_path, 'a') as log:
             log.write(f'\n===== worker start: {" ".join(cmd)}\n')
             log.flush()
+            log_start = log.tell()
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env,
                                     cwd=workdir, start_new_session=True)
@@ -683,7 +684,8 @@ def run_unit(unit, opts, workdir):
             why = (f'unit budget of {opts.unit_timeout:.0f}s used up '
                    f'(the rest of the unit did not run)')
             outcome = 'timeout'
-        elif rc == 1 and current is not None:
+        elif rc == 1 and current is not None and _faulthandler_fired(
+                log_path, log_start):
             why = (f'no result after {opts.test_timeout:.0f}s: killed by '
                    f'faulthandler (traceback in {log_path})')
             outcome = 'timeout'
@@ -720,6 +722,15 @@ def run_unit(unit, opts, workdir):
                                      f'(see {log_path})',
                                      'loops': 0, 'time': None})
     return ur
+
+
+def _faulthandler_fired(log_path, start):
+    """Whether the worker's log, from offset `start`, holds faulthandler's
+    timeout dump: exit status 1 alone may also be a sanitizer's report of a
+    crash (ASan exits 1 on a SEGV it handles)."""
+    with open(log_path, 'rb') as f:
+        f.seek(start)
+        return b'Timeout (' in f.read()
 
 
 def _signame(rc):
