@@ -168,6 +168,34 @@ def test_a_hang_or_a_crash_costs_one_test_and_the_rest_still_runs(tmp_path):
                         'test_4_passes_after_both': 'pass'}
 
 
+EXITS_1_TESTS = '''
+import os, unittest
+
+class T(unittest.TestCase):
+    def test_1_exits_1(self):
+        os._exit(1)
+    def test_2_passes(self):
+        pass
+'''
+
+
+def test_a_worker_exiting_1_without_faulthandlers_dump_is_a_crash(tmp_path):
+    # faulthandler's timeout also exits 1; so does ASan after a SEGV report.
+    unit = tmp_path / 'compat_selftest_exit1.py'
+    unit.write_text(EXITS_1_TESTS)
+    results = tmp_path / 'results'
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, 'run.py'), '--loop', 'asyncio',
+         '--results-dir', str(results), str(unit)],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [report] = results.glob('results-asyncio-*-partial.json')
+    data = json.loads(report.read_text())['units']['compat_selftest_exit1']
+    outcomes = {tid.rsplit('.', 1)[1]: rec['outcome']
+                for tid, rec in data['tests'].items()}
+    assert outcomes == {'test_1_exits_1': 'crash', 'test_2_passes': 'pass'}
+
+
 FASTLOOP_EVERYWHERE = '''
 import asyncio, sys, unittest
 sys.path.insert(0, {here!r})
