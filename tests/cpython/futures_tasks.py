@@ -17,7 +17,6 @@ reason given there, so both ways of running agree.
 """
 
 import asyncio
-import fnmatch
 import os
 import sys
 import unittest
@@ -230,44 +229,26 @@ if sys.version_info >= (3, 12):
 # Exclusions and loading
 
 
-def _version_ok(term):
-    for op in ('>=', '<=', '==', '>', '<'):
-        if term.startswith('py' + op):
-            want = tuple(int(x) for x in term[2 + len(op):].split('.'))
-            have = sys.version_info[:len(want)]
-            return {'>=': have >= want, '<=': have <= want,
-                    '==': have == want, '>': have > want,
-                    '<': have < want}[op]
-    return True
+def _exclusion_reason():
+    """A function giving the reason exclusions.txt excludes a test id for,
+    or None: the runner's own parser and matching (version and ``asan``
+    terms, ``+`` lines), whichever way this module is run."""
+    sys.path.insert(0, HERE)
+    try:
+        import run
+    finally:
+        sys.path.remove(HERE)
+    patterns = run.load_patterns(EXCLUSIONS, need_reason=True, signs='+')
 
-
-def _exclusions():
-    """(pattern, reason) for this module's lines of exclusions.txt."""
-    found = []
-    if not os.path.exists(EXCLUSIONS):
-        return found
-    with open(EXCLUSIONS, encoding='utf-8') as f:
-        for raw in f:
-            body, _, reason = raw.strip().partition('#')
-            words = body.split()
-            if not words or not words[0].startswith(PREFIX):
-                continue
-            if all(_version_ok(t) for t in words[1:]):
-                found.append((words[0], reason.strip()))
-    return found
+    def reason(short_id):
+        ex = run.first_match(patterns, short_id)
+        return ex.reason if ex is not None and not ex.include else None
+    return reason
 
 
 def _short_id(test):
     cls = type(test)
     return f'{PREFIX}{cls.__name__}.{test._testMethodName}'
-
-
-def _excluded(short_id, patterns):
-    for pattern, reason in patterns:
-        if (short_id == pattern or short_id.startswith(pattern + '.')
-                or fnmatch.fnmatchcase(short_id, pattern)):
-            return reason
-    return None
 
 
 def _iter_tests(suite):
@@ -294,11 +275,11 @@ if sys.version_info >= (3, 12):
 
 
 def load_tests(loader, standard_tests, pattern):
-    patterns = _exclusions()
+    excluded = _exclusion_reason()
     suite = unittest.TestSuite()
     for cls in TEST_CASES:
         for test in _iter_tests(loader.loadTestsFromTestCase(cls)):
-            reason = _excluded(_short_id(test), patterns)
+            reason = excluded(_short_id(test))
             if reason is not None:
                 # Keep the test's id; run a skip in its place.
                 setattr(test, test._testMethodName,
