@@ -150,19 +150,26 @@ class T(unittest.TestCase):
 '''
 
 
-def test_a_hang_or_a_crash_costs_one_test_and_the_rest_still_runs(tmp_path):
-    unit = tmp_path / 'compat_selftest_units.py'
-    unit.write_text(HANG_AND_CRASH_TESTS)
+def run_selftest_unit(tmp_path, name, source, *options):
+    """Run a unittest file through run.py on stock asyncio: each test's
+    outcome, by method name."""
+    unit = tmp_path / f'{name}.py'
+    unit.write_text(source)
     results = tmp_path / 'results'
     proc = subprocess.run(
         [sys.executable, os.path.join(HERE, 'run.py'), '--loop', 'asyncio',
-         '--test-timeout', '2', '--results-dir', str(results), str(unit)],
+         *options, '--results-dir', str(results), str(unit)],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [report] = results.glob('results-asyncio-*-partial.json')
-    data = json.loads(report.read_text())['units']['compat_selftest_units']
-    outcomes = {tid.rsplit('.', 1)[1]: rec['outcome']
-                for tid, rec in data['tests'].items()}
+    data = json.loads(report.read_text())['units'][name]
+    return {tid.rsplit('.', 1)[1]: rec['outcome']
+            for tid, rec in data['tests'].items()}
+
+
+def test_a_hang_or_a_crash_costs_one_test_and_the_rest_still_runs(tmp_path):
+    outcomes = run_selftest_unit(tmp_path, 'compat_selftest_units',
+                                 HANG_AND_CRASH_TESTS, '--test-timeout', '2')
     assert outcomes == {'test_1_passes': 'pass', 'test_2_hangs': 'timeout',
                         'test_3_crashes': 'crash',
                         'test_4_passes_after_both': 'pass'}
@@ -181,18 +188,8 @@ class T(unittest.TestCase):
 
 def test_a_worker_exiting_1_without_faulthandlers_dump_is_a_crash(tmp_path):
     # faulthandler's timeout also exits 1; so does ASan after a SEGV report.
-    unit = tmp_path / 'compat_selftest_exit1.py'
-    unit.write_text(EXITS_1_TESTS)
-    results = tmp_path / 'results'
-    proc = subprocess.run(
-        [sys.executable, os.path.join(HERE, 'run.py'), '--loop', 'asyncio',
-         '--results-dir', str(results), str(unit)],
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [report] = results.glob('results-asyncio-*-partial.json')
-    data = json.loads(report.read_text())['units']['compat_selftest_exit1']
-    outcomes = {tid.rsplit('.', 1)[1]: rec['outcome']
-                for tid, rec in data['tests'].items()}
+    outcomes = run_selftest_unit(tmp_path, 'compat_selftest_exit1',
+                                 EXITS_1_TESTS)
     assert outcomes == {'test_1_exits_1': 'crash', 'test_2_passes': 'pass'}
 
 
